@@ -1,0 +1,133 @@
+"""The ``instrlab`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from instrlab.errors import InstrlabError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_dataset_options(p: argparse.ArgumentParser) -> None:
+    """Options that choose a dataset; shared by generate, train, main, evaluate and tune."""
+    g = p.add_argument_group("dataset")
+    g.add_argument("--n-samples", type=int, default=8000,
+                   help="number of clips to synthesize (default: 8000, as the seed)")
+    g.add_argument("--instruments", default="seed12",
+                   help="registered instrument set (default: seed12; see `instrlab list`)")
+    g.add_argument("--synth", default="fluidsynth", help="synth backend (default: fluidsynth)")
+    g.add_argument("--soundfont", default=None,
+                   help="SoundFont path or file name (default: $INSTRLAB_SOUNDFONT or "
+                        "FluidR3_GM.sf2 found in the usual system places)")
+    g.add_argument("--features", default="logmel",
+                   help="feature extractor (default: logmel; seed_image is the seed's input)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="master seed: same seed, same bytes (default: 0)")
+    g.add_argument("--min-instruments", type=int, default=1,
+                   help="fewest instruments in a clip (default: 1)")
+    g.add_argument("--max-instruments", type=int, default=4,
+                   help="most instruments in a clip (default: 4)")
+    g.add_argument("--clip-seconds", type=float, default=5.0,
+                   help="clip length in seconds (default: 5.0)")
+    g.add_argument("--reverb", action="store_true",
+                   help="render with FluidSynth's reverb (slower; default: dry)")
+    g.add_argument("--chorus", action="store_true",
+                   help="render with FluidSynth's chorus (slower; default: dry)")
+    g.add_argument("--workers", type=int, default=0,
+                   help="worker processes for generation (default: 0 = all cores); the "
+                        "output is byte-identical whatever the number")
+
+
+def dataset_config_from_args(args: argparse.Namespace):  # noqa: ANN201
+    """The :class:`DatasetConfig` that ``add_dataset_options`` describes."""
+    from instrlab.dataset import DatasetConfig
+    from instrlab.scores import ScoreConfig
+
+    score = ScoreConfig(min_instruments=args.min_instruments,
+                        max_instruments=args.max_instruments, clip_seconds=args.clip_seconds)
+    return DatasetConfig(n_samples=args.n_samples, instruments=args.instruments,
+                         synth=args.synth, soundfont=args.soundfont, features=args.features,
+                         seed=args.seed, reverb=args.reverb, chorus=args.chorus, score=score)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from instrlab.console import console
+    from instrlab.dataset import generate_dataset, open_dataset
+    from instrlab.reports import stats_table
+
+    cfg = dataset_config_from_args(args)
+    path = generate_dataset(cfg, out=args.out, workers=args.workers, keep_audio=args.keep_audio,
+                            progress=not args.quiet)
+    ds = open_dataset(path)
+    if not args.quiet:
+        console.print(stats_table(ds.stats, ds.instrument_names))
+    print(path)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from instrlab.reports import registry_table
+
+    Console().print(registry_table(args.kind))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="instrlab",
+        description="Synthesize labelled multi-instrument audio, train models that say which "
+                    "instruments play, and track every experiment in MLflow.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("generate", help="build (or reuse, or resume) a synthesized dataset",
+                       description="Render random MIDI scores with a synth backend, extract "
+                                   "features and store them memory-mapped, with labels, a "
+                                   "manifest and statistics. An existing dataset with the "
+                                   "same identity is reused; an interrupted build resumes.")
+    add_dataset_options(p)
+    p.add_argument("--out", type=Path, default=None,
+                   help="dataset directory (default: a content-named directory under "
+                        "$INSTRLAB_CACHE or ~/.cache/instrlab/datasets)")
+    p.add_argument("--keep-audio", type=int, default=0, metavar="K",
+                   help="also keep WAV and MIDI files of the first K samples (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("list", help="list registered components and where they come from",
+                       description="Every registered instrument set, synth backend, feature "
+                                   "extractor and model, with its source (built-in, plugin "
+                                   "file or entry point).")
+    p.add_argument("kind", nargs="?", choices=["instruments", "synths", "features", "models"],
+                   help="only this registry")
+    p.set_defaults(handler=cmd_list)
+
+    from instrlab import commands
+
+    for register in commands.EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except InstrlabError as exc:
+        print(f"instrlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("instrlab: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Building a dataset: scores -> stems -> mix -> features, in parallel, resumable.
+
+Layout of a finished dataset directory::
+
+    config.json     the DatasetConfig and the full identity (soundfont checksum, ...)
+    features.npy    float16 (N, *feature_shape), memory-mapped when read
+    labels.npy      uint8 (N, n_instruments)
+    manifest.jsonl  one line per sample: instruments, notes, seed, stem levels
+    stats.json      occurrences per instrument, instruments-per-sample histogram
+    examples/       WAV and MIDI of the first --keep-audio samples
+    COMPLETE        written last
+
+A build goes into ``<name>.partial/`` and is renamed when complete, so no directory that
+looks finished is ever half-written. Work is done in chunks; each chunk's rows are
+flushed before its manifest file is written, and a rerun skips chunks that have one.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from instrlab.dataset.config import DatasetConfig, build_identity, cache_dir, identity_digest
+from instrlab.dataset.stats import compute_stats
+from instrlab.errors import InstrlabError
+from instrlab.features import get_extractor
+from instrlab.instruments import InstrumentSet, get_instrument_set
+from instrlab.mixing import mix_stems
+from instrlab.scores import Score, generate_score, score_to_midi
+from instrlab.synth import get_synth
+
+CHUNK = 32
+COMPLETE = "COMPLETE"
+
+
+@dataclass
+class SampleResult:
+    """One rendered sample."""
+
+    index: int
+    features: np.ndarray
+    labels: np.ndarray
+    record: dict[str, Any]
+    audio: np.ndarray | None = None
+
+
+class SampleRenderer:
+    """Renders samples of one config; holds the synth and extractor of one process."""
+
+    def __init__(self, cfg: DatasetConfig) -> None:
+        self.cfg = cfg
+        self.iset: InstrumentSet = get_instrument_set(cfg.instruments)
+        cfg.score.validate(len(self.iset))
+        self.synth = get_synth(cfg.synth, soundfont=cfg.soundfont, sample_rate=cfg.sample_rate,
+                               reverb=cfg.reverb, chorus=cfg.chorus)
+        self.extractor = get_extractor(cfg.features, sample_rate=cfg.sample_rate,
+                                       clip_seconds=cfg.score.clip_seconds, **cfg.feature_params)
+
+    def identity(self) -> dict[str, Any]:
+        return build_identity(self.cfg, self.synth.identity(), self.extractor.params(),
+                              self.iset.to_dict())
+
+    def score(self, index: int) -> Score:
+        return generate_score(self.iset, self.cfg.score, self.cfg.seed, index)
+
+    def render_audio(self, score: Score) -> tuple[np.ndarray, list[float], list[float]]:
+        """The normalised mix of one score, with stem levels and gains in dB."""
+        stems = [
+            self.synth.render_stem(self.iset.instruments[i], score.notes_of(i),
+                                   score.clip_seconds)
+            for i in score.instruments
+        ]
+        return mix_stems(stems, self.cfg.mix)
+
+    def render(self, index: int, keep_audio: bool = False) -> SampleResult:
+        score = self.score(index)
+        audio, levels, gains = self.render_audio(score)
+        labels = np.zeros(len(self.iset), np.uint8)
+        labels[list(score.instruments)] = 1
+        names = self.iset.names
+        record = {
+            "index": index,
+            "seed": score.seed,
+            "instruments": [names[i] for i in score.instruments],
+            "notes": [[names[n.instrument], n.pitch, n.velocity, round(n.start, 6),
+                       round(n.end, 6)] for n in score.notes],
+            "stem_level_db": [round(v, 3) for v in levels],
+            "stem_gain_db": [round(v, 3) for v in gains],
+        }
+        feats = self.extractor(audio).astype(np.float16)
+        return SampleResult(index, feats, labels, record, audio if keep_audio else None)
+
+
+_worker: dict[str, SampleRenderer] = {}
+
+
+def _init_worker(cfg: DatasetConfig) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _worker["renderer"] = SampleRenderer(cfg)
+
+
+def _render_chunk(job: tuple[int, int, int, int]) -> tuple[int, list[SampleResult]]:
+    chunk, start, stop, keep_audio = job
+    renderer = _worker["renderer"]
+    # FluidSynth voices keep traces of earlier notes, so every chunk starts from a fresh
+    # synth: the bytes then depend on the chunk size, never on which worker ran it.
+    renderer.synth.reset()
+    return chunk, [renderer.render(i, keep_audio=i < keep_audio) for i in range(start, stop)]
+
+
+def dataset_name(cfg: DatasetConfig, digest: str) -> str:
+    return f"{cfg.instruments}-{cfg.features}-n{cfg.n_samples}-{digest}"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(path)
+
+
+def _save_example(directory: Path, result: SampleResult, renderer: SampleRenderer) -> None:
+    import soundfile as sf
+
+    directory.mkdir(exist_ok=True)
+    stem = directory / f"{result.index:06d}"
+    sf.write(stem.with_suffix(".wav"), result.audio, renderer.cfg.sample_rate, subtype="PCM_16")
+    score_to_midi(renderer.score(result.index), renderer.iset).save(stem.with_suffix(".mid"))
+
+
+def _run_jobs(cfg: DatasetConfig, jobs: list[tuple[int, int, int, int]], workers: int,
+              renderer: SampleRenderer) -> Iterator[tuple[int, list[SampleResult]]]:
+    if workers <= 1 or len(jobs) <= 1:
+        _worker["renderer"] = renderer
+        for job in jobs:
+            yield _render_chunk(job)
+        return
+    ctx = mp.get_context("spawn")  # fork deadlocks with FluidSynth/OpenBLAS state
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg,)) as pool:
+        yield from pool.imap_unordered(_render_chunk, jobs)
+
+
+def resolve_workers(workers: int | None) -> int:
+    if workers is None or workers == 0:
+        return os.cpu_count() or 1
+    if workers < 0:
+        raise InstrlabError(f"workers must be >= 0 (0 = all cores), got {workers}")
+    return workers
+
+
+def generate_dataset(
+    cfg: DatasetConfig,
+    out: Path | None = None,
+    workers: int | None = None,
+    keep_audio: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Build (or reuse, or resume) the dataset of ``cfg``; returns its directory."""
+    workers = resolve_workers(workers)
+    if keep_audio < 0:
+        raise InstrlabError(f"keep_audio must be >= 0, got {keep_audio}")
+    renderer = SampleRenderer(cfg)
+    identity = renderer.identity()
+    digest = identity_digest(identity)
+    final = Path(out) if out else cache_dir() / "datasets" / dataset_name(cfg, digest)
+    if (final / COMPLETE).exists():
+        existing = json.loads((final / "config.json").read_text())
+        if existing.get("digest") != digest:
+            raise InstrlabError(
+                f"{final} holds another dataset (digest {existing.get('digest')}, not {digest}); "
+                "choose another --out or delete it"
+            )
+        return final
+    if final.exists() and any(final.iterdir()):
+        raise InstrlabError(
+            f"{final} exists and is not a finished instrlab dataset; choose another --out or "
+            "delete it"
+        )
+    partial = final.with_name(final.name + ".partial")
+    meta = {"digest": digest, "name": final.name, "config": cfg.to_dict(), "identity": identity,
+            "shape": list(renderer.extractor.shape), "dtype": "float16",
+            "instrument_names": renderer.iset.names,
+            "instrument_labels": [i.display_name for i in renderer.iset.instruments]}
+    if partial.exists():
+        try:
+            old = json.loads((partial / "config.json").read_text())
+        except (OSError, ValueError):
+            old = {}
+        if old.get("digest") != digest:
+            shutil.rmtree(partial)
+    resuming = partial.exists()
+    (partial / "chunks").mkdir(parents=True, exist_ok=True)
+    _write_json(partial / "config.json", meta)
+    n, shape = cfg.n_samples, renderer.extractor.shape
+    mode = "r+" if resuming and (partial / "features.npy").exists() else "w+"
+    feats = np.lib.format.open_memmap(partial / "features.npy", mode=mode, dtype=np.float16,
+                                      shape=(n, *shape))
+    labels = np.lib.format.open_memmap(partial / "labels.npy", mode=mode, dtype=np.uint8,
+                                       shape=(n, len(renderer.iset)))
+    done = {int(p.stem) for p in (partial / "chunks").glob("*.json")}
+    jobs = [(c, s, min(s + CHUNK, n), keep_audio)
+            for c, s in enumerate(range(0, n, CHUNK)) if c not in done]
+
+    from instrlab.console import progress_bar
+
+    with progress_bar(progress) as bar:
+        task = bar.add_task(f"generate {final.name}", total=n,
+                            completed=n - sum(j[2] - j[1] for j in jobs))
+        for chunk, results in _run_jobs(cfg, jobs, workers, renderer):
+            for r in results:
+                feats[r.index] = r.features
+                labels[r.index] = r.labels
+                if r.audio is not None:
+                    _save_example(partial / "examples", r, renderer)
+            feats.flush()
+            labels.flush()
+            _write_json(partial / "chunks" / f"{chunk:05d}.json", [r.record for r in results])
+            bar.advance(task, len(results))
+    del feats
+
+    records: list[dict[str, Any]] = []
+    for path in sorted((partial / "chunks").glob("*.json")):
+        records.extend(json.loads(path.read_text()))
+    with open(partial / "manifest.jsonl", "w") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec) + "\n")
+    _write_json(partial / "stats.json", compute_stats(np.asarray(labels), renderer.iset.names))
+    del labels
+    shutil.rmtree(partial / "chunks")
+    (partial / COMPLETE).write_text(digest + "\n")
+    if final.exists():
+        final.rmdir()
+    partial.rename(final)
+    return final

@@ -1,0 +1,156 @@
+"""Instruments and instrument sets, and the built-in ``seed12`` set."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from instrlab.errors import InstrlabError, PluginError
+from instrlab.registry import instrument_sets
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One labelled instrument: a General MIDI program (0-based) and where it plays."""
+
+    name: str
+    program: int
+    bank: int = 0
+    pitch_range: tuple[int, int] = (60, 72)
+    velocity_range: tuple[int, int] = (50, 100)
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise InstrlabError(
+                f"instrument name {self.name!r} must be lower-case letters, digits and '_'"
+            )
+        if not 0 <= self.program <= 127:
+            raise InstrlabError(
+                f"instrument {self.name!r}: GM program {self.program} is out of range 0..127"
+            )
+        if not 0 <= self.bank <= 16383:
+            raise InstrlabError(f"instrument {self.name!r}: bank {self.bank} is out of 0..16383")
+        lo, hi = self.pitch_range
+        if not 0 <= lo <= hi <= 127:
+            raise InstrlabError(
+                f"instrument {self.name!r}: pitch range {lo}..{hi} must satisfy 0 <= low <= high <= 127"
+            )
+        vlo, vhi = self.velocity_range
+        if not 1 <= vlo <= vhi <= 127:
+            raise InstrlabError(
+                f"instrument {self.name!r}: velocity range {vlo}..{vhi} must satisfy "
+                "1 <= low <= high <= 127"
+            )
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name.replace("_", " ").title()
+
+
+@dataclass(frozen=True)
+class InstrumentSet:
+    """An ordered set of instruments; the order fixes the label columns."""
+
+    name: str
+    instruments: tuple[Instrument, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not self.instruments:
+            raise InstrlabError(f"instrument set {self.name!r} has no instruments")
+        names = [i.name for i in self.instruments]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise InstrlabError(
+                f"instrument set {self.name!r} repeats instrument names: {', '.join(dupes)}"
+            )
+
+    @property
+    def names(self) -> list[str]:
+        return [i.name for i in self.instruments]
+
+    def __len__(self) -> int:
+        return len(self.instruments)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "instruments": [asdict(i) for i in self.instruments]}
+
+
+def get_instrument_set(name: str) -> InstrumentSet:
+    """The registered instrument set called ``name``."""
+    result = instrument_sets.create(name)
+    if not isinstance(result, InstrumentSet):
+        raise InstrlabError(f"instrument set {name!r} did not build an InstrumentSet")
+    return result
+
+
+# (name, GM program, display label) in the seed's order.
+SEED12 = (
+    ("acoustic_grand_piano", 0, "Acoustic Grand Piano"),
+    ("nylon_acoustic_guitar", 24, "Nylon Acoustic Guitar"),
+    ("string_ensemble_1", 48, "String Ensemble 1"),
+    ("piccolo", 72, "Piccolo"),
+    ("celesta", 8, "Celesta"),
+    ("acoustic_bass", 32, "Acoustic Bass"),
+    ("trumpet", 56, "Trumpet"),
+    ("square_wave_lead", 80, "Square Wave Lead"),
+    ("hammond_organ", 16, "Hammond Organ"),
+    ("violin", 40, "Violin"),
+    ("soprano_sax", 64, "Soprano Sax"),
+    ("new_age_pad", 88, "New Age Pad"),
+)
+
+
+@instrument_sets.register("seed12")
+def seed12() -> InstrumentSet:
+    """The seed experiment's 12 GM instruments, pitches 60..72."""
+    return InstrumentSet(
+        "seed12", tuple(Instrument(n, p, label=label) for n, p, label in SEED12)
+    )
+
+
+def instrument_set_from_dict(data: dict[str, Any], origin: str) -> InstrumentSet:
+    """Build an :class:`InstrumentSet` from TOML-shaped data; ``origin`` names it in errors."""
+    try:
+        name = data["name"]
+        raw = data["instruments"]
+        if not isinstance(raw, list):
+            raise TypeError("'instruments' must be an array of tables")
+        items = []
+        for entry in raw:
+            unknown = set(entry) - {"name", "program", "bank", "pitch_range", "velocity_range",
+                                    "label"}
+            if unknown:
+                raise KeyError(f"unknown instrument keys {sorted(unknown)}")
+            kw = dict(entry)
+            for key in ("pitch_range", "velocity_range"):
+                if key in kw:
+                    kw[key] = tuple(int(v) for v in kw[key])
+                    if len(kw[key]) != 2:
+                        raise ValueError(f"{key} must be [low, high]")
+            items.append(Instrument(**kw))
+        return InstrumentSet(str(name), tuple(items))
+    except InstrlabError as exc:
+        raise PluginError(f"{origin}: {exc}") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PluginError(
+            f"{origin}: malformed instrument set ({exc}); expected name = \"...\" and "
+            "[[instruments]] tables with name and program"
+        ) from exc
+
+
+def load_toml_instrument_set(path: Path) -> InstrumentSet:
+    """Read a TOML instrument set and register it (``override = true`` replaces a name)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PluginError(f"{path}: not a readable TOML file ({exc})") from exc
+    iset = instrument_set_from_dict(data, str(path))
+    override = bool(data.get("override", False))
+    instrument_sets.register(iset.name, lambda: iset, override=override)
+    return iset

@@ -1,0 +1,123 @@
+"""Named registries of components: instrument sets, synth backends, features, models.
+
+Modelled on timm's ``register_model``/``create_model`` and spaCy's registries: plain
+callables registered by name, looked up by name, listed with where they came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from instrlab.errors import InstrlabError, UnknownNameError
+
+T = TypeVar("T", bound=Callable[..., Any])
+
+BUILTIN = "built-in"
+_current_source: list[str] = [BUILTIN]
+
+
+@contextlib.contextmanager
+def registering_from(source: str) -> Iterator[None]:
+    """Attribute every registration made inside the block to ``source``."""
+    _current_source.append(source)
+    try:
+        yield
+    finally:
+        _current_source.pop()
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered component."""
+
+    name: str
+    factory: T
+    source: str
+    description: str
+
+
+class Registry(Generic[T]):
+    """A name -> factory mapping with helpful errors."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(
+        self, name: str | None = None, factory: T | None = None, *, override: bool = False
+    ) -> Any:
+        """Register ``factory`` under ``name``; usable as ``@reg.register("x")`` or a call."""
+
+        def add(fn: T) -> T:
+            key = name or fn.__name__
+            if key in self._entries and not override:
+                old = self._entries[key]
+                raise InstrlabError(
+                    f"{self.kind} {key!r} is already registered (by {old.source}); "
+                    "rename it or register it with override=True"
+                )
+            doc = (fn.__doc__ or "").strip().splitlines()
+            self._entries[key] = Entry(key, fn, _current_source[-1], doc[0] if doc else "")
+            return fn
+
+        if factory is not None:
+            return add(factory)
+        return add
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (used by tests and by plugins that replace a component)."""
+        self._entries.pop(name, None)
+
+    def entry(self, name: str) -> Entry[T]:
+        """The entry for ``name``; unknown names list the known ones and the closest match."""
+        from instrlab.plugins import load_plugins
+
+        load_plugins()
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = sorted(self._entries)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known) or 'none'}"
+            ) from None
+
+    def get(self, name: str) -> T:
+        """The factory registered under ``name``."""
+        return self.entry(name).factory
+
+    def create(self, name: str, /, **kwargs: Any) -> Any:
+        """Call the factory registered under ``name`` with ``kwargs``."""
+        return self.get(name)(**kwargs)
+
+    def names(self) -> list[str]:
+        """Every registered name, sorted."""
+        from instrlab.plugins import load_plugins
+
+        load_plugins()
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry[T]]:
+        """Every entry, sorted by name."""
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+
+instrument_sets: Registry[Callable[..., Any]] = Registry("instrument set")
+synths: Registry[Callable[..., Any]] = Registry("synth backend")
+features: Registry[Callable[..., Any]] = Registry("feature extractor")
+models: Registry[Callable[..., Any]] = Registry("model")
+
+ALL: dict[str, Registry[Any]] = {
+    "instruments": instrument_sets,
+    "synths": synths,
+    "features": features,
+    "models": models,
+}
