@@ -50,7 +50,8 @@ def dataset_config_from_args(args: argparse.Namespace):  # noqa: ANN201
     score = ScoreConfig(min_instruments=args.min_instruments,
                         max_instruments=args.max_instruments, clip_seconds=args.clip_seconds)
     return DatasetConfig(n_samples=args.n_samples, instruments=args.instruments,
-                         synth=args.synth, soundfont=args.soundfont, features=args.features,
+                         synth=args.synth, soundfont=args.soundfont or None,
+                         features=args.features,
                          seed=args.seed, reverb=args.reverb, chorus=args.chorus, score=score)
 
 

@@ -1,8 +1,233 @@
-"""Sub-commands beyond generate/list; each entry adds its parser to the sub-parsers."""
+"""Sub-commands that train, evaluate and predict; each adds its parser to the sub-parsers."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+from instrlab.errors import InstrlabError
+
+EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def command(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+    EXTRA_COMMANDS.append(fn)
+    return fn
+
+
+def parse_bool(text: str | bool) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def parse_key_values(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values are parsed as JSON where they can be (numbers, lists)."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InstrlabError(f"--model-param {item!r} must look like KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """Model and optimisation options shared by main, train and tune."""
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="mel_cnn",
+                   help="registered model (default: mel_cnn; seed_cnn reproduces the seed "
+                        "with --features seed_image)")
+    g.add_argument("--model-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="keyword argument for the model factory (repeatable)")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
+    g.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
+    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
+    g.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
+    g.add_argument("--scheduler", default="none", choices=["none", "cosine", "onecycle"],
+                   help="learning-rate schedule (default: none)")
+    g.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without a better validation macro F1 "
+                        "(default: 0 = off)")
+    g.add_argument("--tune-thresholds", type=parse_bool, nargs="?", const=True, default=False,
+                   help="tune per-instrument thresholds on the validation split (default: off;"
+                        " 0.5 on probabilities otherwise)")
+    g.add_argument("--train-seed", type=int, default=0,
+                   help="seed of weight init and shuffling (default: 0)")
+    g.add_argument("--device", default="auto",
+                   help="auto (CUDA when available, else CPU), cpu or cuda (default: auto)")
+    g.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch (default: 0 = all cores)")
+    g = p.add_argument_group("tracking")
+    g.add_argument("--run-name", default=None, help="MLflow run name (default: derived)")
+    g.add_argument("--register-model", default=None, metavar="NAME",
+                   help="also register the model in the MLflow model registry as NAME")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    from instrlab.cli import dataset_config_from_args
+    from instrlab.pipeline import ModelConfig
+    from instrlab.training import TrainConfig
+
+    data = dataset_config_from_args(args)
+    model = ModelConfig(args.model, parse_key_values(args.model_param))
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                        weight_decay=args.weight_decay, scheduler=args.scheduler,
+                        early_stopping_patience=args.early_stopping, seed=args.train_seed,
+                        device=args.device, num_threads=args.threads,
+                        tune_thresholds=args.tune_thresholds)
+    return data, model, train
+
+
+def run_experiment(args: argparse.Namespace, track_generate: bool) -> int:
+    """Dataset, then training and evaluation in one MLflow run."""
+    import mlflow
+
+    from instrlab.pipeline import prepare_dataset, train_and_evaluate
+    from instrlab.registry import models
+    from instrlab.tracking import check_tracking, use_experiment
+
+    data, model, train = configs_from_args(args)
+    models.get(model.name)  # fail on an unknown model before any work
+    check_tracking()
+    use_experiment(data.instruments)
+    name = args.run_name or (f"{model.name} {data.features} n={data.n_samples} "
+                             f"ep={train.epochs} bs={train.batch_size} lr={train.lr:g}")
+    with mlflow.start_run(run_name=name) as run:
+        ds = prepare_dataset(data, workers=args.workers, progress=not args.no_progress,
+                             nested_run=track_generate)
+        metrics = train_and_evaluate(ds, model, train, register_as=args.register_model,
+                                     progress=not args.no_progress)
+        print(f"run {run.info.run_id}: test_macro_f1 {metrics['test_macro_f1']:.4f}")
+    return 0
+
+
+@command
+def add_main(sub: Any) -> None:
+    from instrlab.cli import add_dataset_options
+
+    p = sub.add_parser("main", help="the whole pipeline: dataset -> train -> evaluate, in MLflow",
+                       description="Build or reuse the dataset (tracked as a nested generate "
+                                   "run, reused when one exists), train on 70 %, select on "
+                                   "10 %, test once on 20 %, log everything to MLflow.")
+    add_dataset_options(p)
+    add_train_options(p)
+    p.set_defaults(handler=lambda a: run_experiment(a, track_generate=True))
+
+
+@command
+def add_train(sub: Any) -> None:
+    from instrlab.cli import add_dataset_options
+
+    p = sub.add_parser("train", help="train and test a model on a dataset, in one MLflow run",
+                       description="Like main, without a separate generate run.")
+    add_dataset_options(p)
+    add_train_options(p)
+    p.set_defaults(handler=lambda a: run_experiment(a, track_generate=False))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from instrlab.cli import dataset_config_from_args
+    from instrlab.pipeline import evaluate_logged_model
+    from instrlab.tracking import check_tracking, use_experiment
+
+    data = dataset_config_from_args(args)
+    check_tracking()
+    use_experiment(data.instruments)
+    sf = Path(data.soundfont).name if data.soundfont else "default soundfont"
+    with mlflow.start_run(run_name=args.run_name or f"evaluate {args.model_uri} on {sf}"):
+        metrics = evaluate_logged_model(args.model_uri, data, workers=args.workers,
+                                        progress=not args.no_progress)
+    print(f"test_macro_f1 {metrics['test_macro_f1']:.4f}")
+    return 0
+
+
+@command
+def add_evaluate(sub: Any) -> None:
+    from instrlab.cli import add_dataset_options
+
+    p = sub.add_parser("evaluate", help="score a logged model on any dataset config",
+                       description="Evaluate a logged model on a dataset (for example the same "
+                                   "protocol rendered with another soundfont) in a new MLflow "
+                                   "run tagged with the training run's id.")
+    p.add_argument("model_uri", help="run id, runs:/ or models:/ URI, model directory or "
+                                     "registered model name")
+    add_dataset_options(p)
+    p.add_argument("--run-name", default=None, help="MLflow run name")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_evaluate, n_samples_default=True)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from instrlab.console import console
+    from instrlab.predict import load_model, predict_audio, read_audio, summarise
+
+    loaded = load_model(args.model)
+    meta = loaded.meta
+    names = meta.get("instrument_labels") or meta["instrument_names"]
+    thresholds = meta["thresholds"] if args.threshold is None else [args.threshold] * len(names)
+    failed = 0
+    out = Console()
+    for file in args.files:
+        try:
+            audio = read_audio(Path(file), meta["sample_rate"])
+            probs = predict_audio(loaded, audio)
+        except InstrlabError as exc:
+            console.print(f"[red]instrlab: error: {exc}[/red]")
+            failed += 1
+            continue
+        summary = summarise(probs)
+        table = Table(title=f"{file} ({len(audio) / meta['sample_rate']:.1f} s, "
+                            f"{len(probs)} window{'s' if len(probs) != 1 else ''})")
+        table.add_column("instrument")
+        table.add_column("probability", justify="right")
+        table.add_column("plays", justify="center")
+        table.add_column("windows", justify="right")
+        order = np.argsort(-summary) if args.all else [
+            i for i in np.argsort(-summary) if summary[i] >= thresholds[i]]
+        for i in order:
+            hits = int((probs[:, i] >= thresholds[i]).sum())
+            table.add_row(names[i], f"{summary[i]:.3f}",
+                          "yes" if summary[i] >= thresholds[i] else "", f"{hits}/{len(probs)}")
+        if not len(order):
+            table.add_row("(no instrument above threshold)", "", "", "")
+        out.print(table)
+    return 1 if failed else 0
+
+
+@command
+def add_predict(sub: Any) -> None:
+    p = sub.add_parser("predict", help="say which instruments play in audio files",
+                       description="Load a logged model and print, for each WAV/FLAC/OGG file "
+                                   "(any length, any sample rate), the instruments it hears "
+                                   "with their probabilities. Long files are cut into clips "
+                                   "and summarised by the highest probability.")
+    p.add_argument("files", nargs="+", help="audio files")
+    p.add_argument("--model", required=True,
+                   help="run id, runs:/ or models:/ URI, model directory or registered name")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="probability threshold for all instruments (default: the model's)")
+    p.add_argument("--all", action="store_true", help="list every instrument, not only hits")
+    p.set_defaults(handler=cmd_predict)
+
+
+import numpy as np  # noqa: E402  (used by cmd_predict; kept last so --help stays fast)

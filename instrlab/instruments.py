@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from instrlab.errors import InstrlabError, PluginError
 from instrlab.registry import instrument_sets
@@ -39,7 +40,8 @@ class Instrument:
         lo, hi = self.pitch_range
         if not 0 <= lo <= hi <= 127:
             raise InstrlabError(
-                f"instrument {self.name!r}: pitch range {lo}..{hi} must satisfy 0 <= low <= high <= 127"
+                f"instrument {self.name!r}: pitch range {lo}..{hi} must satisfy "
+                "0 <= low <= high <= 127"
             )
         vlo, vhi = self.velocity_range
         if not 1 <= vlo <= vhi <= 127:
@@ -152,5 +154,10 @@ def load_toml_instrument_set(path: Path) -> InstrumentSet:
         raise PluginError(f"{path}: not a readable TOML file ({exc})") from exc
     iset = instrument_set_from_dict(data, str(path))
     override = bool(data.get("override", False))
-    instrument_sets.register(iset.name, lambda: iset, override=override)
+
+    def factory() -> InstrumentSet:
+        return iset
+
+    factory.__doc__ = str(data.get("description") or f"{len(iset)} instruments from {path.name}")
+    instrument_sets.register(iset.name, factory, override=override)
     return iset

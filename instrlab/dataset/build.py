@@ -61,6 +61,9 @@ class SampleRenderer:
         cfg.score.validate(len(self.iset))
         self.synth = get_synth(cfg.synth, soundfont=cfg.soundfont, sample_rate=cfg.sample_rate,
                                reverb=cfg.reverb, chorus=cfg.chorus)
+        check = getattr(self.synth, "check_instruments", None)
+        if check is not None:  # a preset missing from the soundfont fails before any file
+            check(self.iset.instruments)
         self.extractor = get_extractor(cfg.features, sample_rate=cfg.sample_rate,
                                        clip_seconds=cfg.score.clip_seconds, **cfg.feature_params)
 

@@ -89,7 +89,8 @@ def identity_digest(identity: dict[str, Any]) -> str:
 
 
 def build_identity(cfg: DatasetConfig, synth_identity: dict[str, Any],
-                   feature_params: dict[str, Any], instrument_set: dict[str, Any]) -> dict[str, Any]:
+                   feature_params: dict[str, Any], instrument_set: dict[str, Any],
+                   ) -> dict[str, Any]:
     """The full identity: config, resolved soundfont checksum, features, set, version."""
     return {
         "config": {k: v for k, v in cfg.to_dict().items() if k != "soundfont"},

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs what instrlab needs on a Debian/Ubuntu machine, skipping what is already there:
+# system packages (FluidSynth, soundfonts) through apt, a virtualenv in .venv, torch (the
+# CPU build pinned below, before anything else can pull a CUDA build), then the package
+# itself in editable mode with its test extras. Sourced by scripts/run and scripts/test.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${INSTRLAB_VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${INSTRLAB_TORCH:-torch==2.13.0}
+APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont-small)
+say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
+
+missing_apt=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing_apt+=("$pkg")
+done
+if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
+    missing_apt+=(python3-venv)
+fi
+if ((${#missing_apt[@]})); then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "missing system packages: ${missing_apt[*]}, and apt-get is not available."
+        say "install FluidSynth 2 (libfluidsynth), the FluidR3_GM and MuseScore_General soundfonts and python3-venv with your package manager, then run this again."
+        exit 1
+    fi
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || { say "need root or sudo to apt-get install ${missing_apt[*]}"; exit 1; }
+        SUDO=(sudo)
+    fi
+    say "apt-get install ${missing_apt[*]}"
+    "${SUDO[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends \
+        "${missing_apt[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating virtualenv $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+stamp="$VENV/.instrlab-installed"
+want=$(cat "$ROOT/pyproject.toml" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+        say "pip install $TORCH_SPEC"
+        "${PIP[@]}" install "$TORCH_SPEC"
+    fi
+    say "pip install -e .[dev]"
+    "${PIP[@]}" install -e "$ROOT[dev]"
+    echo "$want" > "$stamp"
+fi
+export PATH="$VENV/bin:$PATH"
+export VIRTUAL_ENV="$VENV"
