@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from instrlab.console import console
     from instrlab.predict import load_model, predict_audio, read_audio, summarise
 
     loaded = load_model(args.model)
@@ -192,7 +192,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             audio = read_audio(Path(file), meta["sample_rate"])
             probs = predict_audio(loaded, audio)
         except InstrlabError as exc:
-            console.print(f"[red]instrlab: error: {exc}[/red]")
+            print(f"instrlab: error: {exc}", file=sys.stderr)  # one line, never wrapped
             failed += 1
             continue
         summary = summarise(probs)

@@ -90,12 +90,13 @@ def prepare_dataset(cfg: DatasetConfig, workers: int = 0, progress: bool = True,
     if nested_run:
         previous = find_finished_run({TAG_STEP: "generate", TAG_DIGEST: ds.digest})
         if previous is not None:
-            mlflow.set_tag("instrlab.generate_run_id", previous.info.run_id)
-            console.print(f"reusing generate run {previous.info.run_id} for {ds.name}")
+            run_id = previous.info.run_id
+            console.print(f"reusing generate run {run_id} for {ds.name}")
         else:
             with mlflow.start_run(run_name=f"generate {ds.name}", nested=True) as run:
                 log_dataset_run(ds, seconds)
-                mlflow.set_tag("instrlab.generate_run_id", run.info.run_id)
+            run_id = run.info.run_id
+        mlflow.set_tag("instrlab.generate_run_id", run_id)
     return ds
 
 
@@ -132,10 +133,18 @@ def train_and_evaluate(
     progress: bool = True,
     log_model: bool = True,
     on_epoch: Any = None,
+    evaluate_test: bool = True,
 ) -> dict[str, float]:
-    """Train on the train split, select on validation, test once; log it all to MLflow."""
+    """Train on the train split, select on validation, test once; log it all to MLflow.
+
+    ``evaluate_test=False`` (tuning trials) stops after training: the test split is
+    not touched and only validation figures are returned.
+    """
     names = ds.instrument_names
     splits = ds.split()
+    import torch
+
+    torch.manual_seed(train_cfg.seed)  # weight init: same seed, same model
     model = build_model(model_cfg, tuple(ds.features.shape[1:]), len(names))
     n_params = sum(p.numel() for p in model.parameters())
     device = pick_device(train_cfg.device)
@@ -167,6 +176,12 @@ def train_and_evaluate(
     from instrlab import plots
 
     log_figure(plots.learning_curves(result.history), "plots/learning_curves.png")
+    val = {"best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch,
+           "train_samples_per_s": result.train_samples_per_s}
+    if not evaluate_test:
+        if log_model:
+            log_trained_model(model, ds, model_cfg, result, register_as)
+        return val
 
     t1 = time.perf_counter()
     test = evaluate_split(model, ds, splits["test"], result.thresholds, prefix="test")
@@ -175,8 +190,7 @@ def train_and_evaluate(
     if log_model:
         log_trained_model(model, ds, model_cfg, result, register_as)
     console.print(f1_table(test, names, ds.instrument_labels, prefix="test"))
-    return {**test, "best_val_macro_f1": result.best_val_macro_f1,
-            "train_samples_per_s": result.train_samples_per_s}
+    return {**test, **val}
 
 
 def evaluate_split(model: Any, ds: SynthDataset, idx: np.ndarray, thresholds: np.ndarray,
