@@ -38,6 +38,7 @@ from instrlab.scores import Score, generate_score, score_to_midi
 from instrlab.synth import get_synth
 
 CHUNK = 32
+MIN_PARALLEL = 256  # samples below which worker processes cost more than they save
 COMPLETE = "COMPLETE"
 
 
@@ -113,9 +114,6 @@ def _init_worker(cfg: DatasetConfig) -> None:
 def _render_chunk(job: tuple[int, int, int, int]) -> tuple[int, list[SampleResult]]:
     chunk, start, stop, keep_audio = job
     renderer = _worker["renderer"]
-    # FluidSynth voices keep traces of earlier notes, so every chunk starts from a fresh
-    # synth: the bytes then depend on the chunk size, never on which worker ran it.
-    renderer.synth.reset()
     return chunk, [renderer.render(i, keep_audio=i < keep_audio) for i in range(start, stop)]
 
 
@@ -140,7 +138,9 @@ def _save_example(directory: Path, result: SampleResult, renderer: SampleRendere
 
 def _run_jobs(cfg: DatasetConfig, jobs: list[tuple[int, int, int, int]], workers: int,
               renderer: SampleRenderer) -> Iterator[tuple[int, list[SampleResult]]]:
-    if workers <= 1 or len(jobs) <= 1:
+    # starting a worker process costs seconds (imports, soundfont load): small jobs stay
+    # in-process, which gives the same bytes
+    if workers <= 1 or len(jobs) <= 1 or sum(j[2] - j[1] for j in jobs) < MIN_PARALLEL:
         _worker["renderer"] = renderer
         for job in jobs:
             yield _render_chunk(job)

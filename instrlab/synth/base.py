@@ -20,10 +20,6 @@ class SynthBackend(Protocol):
         """A mono float32 array of ``round(seconds * sample_rate)`` samples."""
         ...
 
-    def reset(self) -> None:
-        """Return to the state of a new instance (called at the start of every chunk)."""
-        ...
-
     def identity(self) -> dict[str, Any]:
         """Everything that changes the audio (soundfont checksum, settings), for cache keys."""
         ...

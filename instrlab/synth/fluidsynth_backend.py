@@ -3,15 +3,19 @@
 No audio driver and no real-time pacing: audio is pulled with ``fluid_synth_write_float``
 in exactly as many samples as lie between two events. FluidSynth applies events at its
 64-sample block boundaries (1.45 ms at 44.1 kHz), the finest timing it offers; every
-stem is rendered to a whole number of blocks and the synth is reset between stems, so
-nothing sounds over from one stem or sample into the next and the same input always
-gives the same output. With reverb or chorus on, whose tails never reach exact silence,
-each stem gets a fresh synth (slower; the default renders dry).
+stem is rendered by a fresh synth that shares the once-loaded soundfont, so nothing sounds
+over from one stem or sample into the next and the same notes always give the same bytes,
+whatever was rendered before, in whichever process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +28,9 @@ from instrlab.scores import Note
 from instrlab.soundfonts import check_soundfont_header, find_soundfont, soundfont_checksum
 
 BLOCK = 64  # FluidSynth's internal block size (FLUID_BUFSIZE)
+FLUID_WARN = 2  # log level of FluidSynth's warnings
 CHANNEL = 0
-PRIME_KEYS = 96  # notes in the priming chord; each takes one or more voice slots
+POLYPHONY = 256
 
 
 def _load_library() -> Any:
@@ -38,6 +43,35 @@ def _load_library() -> Any:
             "and pip install pyfluidsynth"
         ) from exc
     return fluidsynth
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """Collect what C libraries write to file descriptor 2 (FluidSynth logs errors there).
+
+    Used around the calls that fail on a bad soundfont or instrument, so the user sees one
+    clear line instead of the library's log; the library's reason goes into that line.
+    """
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines.extend(tmp.read().decode(errors="replace").splitlines())
+
+
+def _reason(lines: list[str]) -> str:
+    """FluidSynth's first error message, for an error line."""
+    for line in lines:
+        if line.startswith("fluidsynth: error:"):
+            return f" ({line.removeprefix('fluidsynth: error:').strip()})"
+    return ""
 
 
 class FluidSynthBackend:
@@ -69,13 +103,38 @@ class FluidSynthBackend:
         self._write.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
                                 ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
         self._write.restype = ctypes.c_int
+        lib = self._fl._fl
+        for name, restype, argtypes in (
+            ("fluid_synth_get_sfont_by_id", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_int]),
+            ("fluid_synth_add_sfont", ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+            ("fluid_synth_remove_sfont", ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
+            ("fluid_synth_set_interp_method", ctypes.c_int,
+             [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]),
+            ("fluid_set_log_function", ctypes.c_void_p,
+             [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]),
+        ):
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = restype, argtypes
+        self._lib = lib
+        # a render synth starts without a soundfont and warns about it on every channel
+        lib.fluid_set_log_function(FLUID_WARN, None, None)
+        # The soundfont is loaded once, into a synth that never plays, and shared with the
+        # render synths: a fresh render synth then costs ~10 ms instead of a reload
+        # (seconds for a compressed .sf3).
+        self._loader = self._make_synth()
+        with _captured_stderr() as log:  # a bad file makes FluidSynth log several lines
+            loader_id = self._loader.sfload(str(self.path))
+        if loader_id < 0:
+            raise InstrlabError(
+                f"FluidSynth could not load soundfont {self.path}{_reason(log)}; the file may "
+                "be corrupt: reinstall it or pick another with --soundfont"
+            )
+        self._sfont = lib.fluid_synth_get_sfont_by_id(self._loader.synth, loader_id)
         self._synth: Any = None
         self._new_synth()
 
-    def _new_synth(self) -> None:
-        if self._synth is not None:
-            self._synth.delete()
-        self._synth = self._fl.Synth(
+    def _make_synth(self) -> Any:
+        return self._fl.Synth(
             gain=self.gain,
             samplerate=self.sample_rate,
             channels=16,
@@ -83,23 +142,21 @@ class FluidSynthBackend:
                 "synth.reverb.active": int(self.reverb),
                 "synth.chorus.active": int(self.chorus),
                 "synth.cpu-cores": 1,
-                "synth.polyphony": 256,
+                "synth.polyphony": POLYPHONY,
             },
         )
-        self._sfid = self._synth.sfload(str(self.path))
-        if self._sfid < 0:
-            raise InstrlabError(
-                f"FluidSynth could not load soundfont {self.path}; the file may be corrupt: "
-                "reinstall it or pick another with --soundfont"
-            )
-        set_interp = self._fl._fl.fluid_synth_set_interp_method
-        set_interp.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-        set_interp.restype = ctypes.c_int
-        set_interp(self._synth.synth, -1, self.interpolation)
 
-    def reset(self) -> None:
-        """A fresh synth: the only state FluidSynth guarantees to be history-free."""
-        self._new_synth()
+    def _drop_synth(self) -> None:
+        if self._synth is not None:
+            self._lib.fluid_synth_remove_sfont(self._synth.synth, self._sfont)
+            self._synth.delete()
+            self._synth = None
+
+    def _new_synth(self) -> None:
+        self._drop_synth()
+        self._synth = self._make_synth()
+        self._sfid = self._lib.fluid_synth_add_sfont(self._synth.synth, self._sfont)
+        self._lib.fluid_synth_set_interp_method(self._synth.synth, -1, self.interpolation)
 
     def identity(self) -> dict[str, Any]:
         """Everything that changes the rendered audio."""
@@ -113,6 +170,19 @@ class FluidSynthBackend:
             "gain": self.gain,
             "interpolation": self.interpolation,
         }
+
+    def check_instruments(self, instruments: Any) -> None:
+        """Fail before rendering, in one line, if the soundfont lacks any instrument's preset."""
+        missing = []
+        with _captured_stderr():
+            for inst in instruments:
+                if self._synth.program_select(CHANNEL, self._sfid, inst.bank, inst.program):
+                    missing.append(f"{inst.name!r} (bank {inst.bank} program {inst.program})")
+        if missing:
+            raise InstrlabError(
+                f"soundfont {self.path.name} has no preset for {', '.join(missing)}; fix the "
+                "instrument set or use another soundfont"
+            )
 
     def _select(self, instrument: Instrument) -> None:
         status = self._synth.program_select(
@@ -140,10 +210,10 @@ class FluidSynthBackend:
         total = -(-n // BLOCK) * BLOCK
         left = np.zeros(total, np.float32)
         right = np.zeros(total, np.float32)
-        if self.reverb or self.chorus:
-            # effect units keep a tail that never reaches exact silence: start afresh
-            self._new_synth()
-        self._prime()
+        # Every stem gets a brand-new render synth (about 1 ms: the soundfont is shared).
+        # FluidSynth voices keep traces of earlier notes (filter ramps, voice order, effect
+        # tails), so this is what makes a stem independent of everything rendered before.
+        self._new_synth()
         self._select(instrument)
         events: list[tuple[int, int, int, int]] = []
         for note in notes:
@@ -164,39 +234,16 @@ class FluidSynthBackend:
         self._pull(left, right, pos, total)
         return ((left[:n] + right[:n]) * 0.5).astype(np.float32, copy=False)
 
-    def _prime(self) -> None:
-        """Put every voice slot a stem may use into the same state, whatever came before.
-
-        FluidSynth voices keep a little state from their previous note (filter coefficients
-        are ramped from the old values over one block), so each stem first plays and kills
-        the same fixed chord; this makes a stem's audio independent of render history.
-        """
-        self._synth.program_select(CHANNEL, self._sfid, 0, 0)
-        for key in range(PRIME_KEYS):
-            self._synth.noteon(CHANNEL, 24 + key, 100)
-        scratch = np.zeros(BLOCK, np.float32)
-        self._pull(scratch, scratch, 0, BLOCK)
-        self._drain()
-
-    def _drain(self) -> None:
-        """Silence the synth and render until its voices have died away.
-
-        FluidSynth applies ``all_sounds_off``/``system_reset`` asynchronously and lets
-        voices ramp down, so without this a stem would start with the last one's tail.
-        """
-        self._synth.all_sounds_off(CHANNEL)
-        self._synth.system_reset()
-        scratch = np.zeros(8 * BLOCK, np.float32)
-        for _ in range(int(30 * self.sample_rate) // scratch.size):
-            self._pull(scratch, scratch, 0, scratch.size)
-            if self._synth.get_active_voice_count() == 0 and (
-                not scratch.any() or self.reverb or self.chorus
-            ):
-                return
-        raise InstrlabError("FluidSynth did not fall silent within 30 s after a stem")
-
     def close(self) -> None:
-        self._synth.delete()
+        """Free the synths (render synth first: it borrows the loader's soundfont)."""
+        if getattr(self, "_loader", None) is None:
+            return
+        self._drop_synth()
+        self._loader.delete()
+        self._loader = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
 @synths.register("fluidsynth")
