@@ -37,6 +37,20 @@ def add_dataset_options(p: argparse.ArgumentParser) -> None:
                    help="render with FluidSynth's reverb (slower; default: dry)")
     g.add_argument("--chorus", action="store_true",
                    help="render with FluidSynth's chorus (slower; default: dry)")
+    g.add_argument("--extra-soundfont", action="append", default=[], metavar="SOUNDFONT",
+                   help="render with this soundfont too (repeatable); see --soundfont-per")
+    g.add_argument("--soundfont-per", choices=["sample", "instrument"], default="sample",
+                   help="with extra soundfonts: each clip draws one soundfont, or each "
+                        "instrument its own (default: sample)")
+    a = p.add_argument_group("augmentation (all off by default; deterministic per sample)")
+    a.add_argument("--augment-gain-db", type=float, default=0.0, metavar="DB",
+                   help="move each instrument's level by up to +-DB before mixing")
+    a.add_argument("--augment-tilt-db", type=float, default=0.0, metavar="DB",
+                   help="random spectral tilt of up to +-DB per octave (a crude EQ)")
+    a.add_argument("--augment-reverb-prob", type=float, default=0.0, metavar="P",
+                   help="share of clips put in a synthetic room (RT60 0.2..1.2 s)")
+    a.add_argument("--augment-noise-snr", type=float, nargs=2, default=None,
+                   metavar=("LOW", "HIGH"), help="add white noise at an SNR in LOW..HIGH dB")
     g.add_argument("--workers", type=int, default=0,
                    help="worker processes for generation (default: 0 = all cores); the "
                         "output is byte-identical whatever the number")
@@ -44,15 +58,22 @@ def add_dataset_options(p: argparse.ArgumentParser) -> None:
 
 def dataset_config_from_args(args: argparse.Namespace):  # noqa: ANN201
     """The :class:`DatasetConfig` that ``add_dataset_options`` describes."""
+    from instrlab.augment import AugmentConfig
     from instrlab.dataset import DatasetConfig
     from instrlab.scores import ScoreConfig
 
+    augment = AugmentConfig(gain_db=args.augment_gain_db, tilt_db=args.augment_tilt_db,
+                            reverb_prob=args.augment_reverb_prob,
+                            noise_snr_db=tuple(args.augment_noise_snr)
+                            if args.augment_noise_snr else None)
     score = ScoreConfig(min_instruments=args.min_instruments,
                         max_instruments=args.max_instruments, clip_seconds=args.clip_seconds)
     return DatasetConfig(n_samples=args.n_samples, instruments=args.instruments,
                          synth=args.synth, soundfont=args.soundfont or None,
                          features=args.features,
-                         seed=args.seed, reverb=args.reverb, chorus=args.chorus, score=score)
+                         seed=args.seed, reverb=args.reverb, chorus=args.chorus, score=score,
+                         extra_soundfonts=tuple(args.extra_soundfont),
+                         soundfont_per=args.soundfont_per, augment=augment)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -56,7 +56,13 @@ def mix_stems(
     mix = np.zeros_like(stems[0], dtype=np.float64)
     for stem, g in zip(stems, gains):
         mix += stem.astype(np.float64) * 10 ** (g / 20)
-    peak = np.abs(mix).max(initial=0.0)
+    return normalize_peak(mix, cfg.peak_db), levels, gains
+
+
+def normalize_peak(audio: np.ndarray, peak_db: float) -> np.ndarray:
+    """Scale ``audio`` so its peak is ``peak_db`` dBFS (silence stays silent); float32."""
+    audio = np.asarray(audio, np.float64)
+    peak = np.abs(audio).max(initial=0.0)
     if peak > 0:
-        mix *= 10 ** (cfg.peak_db / 20) / peak
-    return mix.astype(np.float32), levels, gains
+        audio = audio * (10 ** (peak_db / 20) / peak)
+    return audio.astype(np.float32)

@@ -238,7 +238,7 @@ def log_examples(model: Any, ds: SynthDataset, idx: np.ndarray, thresholds: np.n
     renderer = SampleRenderer(ds.config)
     with scratch_dir() as tmp:
         for i in idx:
-            audio, _, _ = renderer.render_audio(renderer.score(int(i)))
+            audio, _ = renderer.render_audio(renderer.score(int(i)))
             path = Path(tmp) / f"test_{int(i):06d}.wav"
             sf.write(path, audio, ds.config.sample_rate, subtype="PCM_16")
             mlflow.log_artifact(str(path), "examples")
@@ -344,7 +344,8 @@ def evaluate_logged_model(model_uri: str, data_cfg: DatasetConfig, workers: int 
     idx = ds.split()["test"] if same else np.arange(len(ds))
     mlflow.set_tags({TAG_STEP: "evaluate", TAG_DIGEST: ds.digest,
                      TAG_TRAINED_RUN: loaded.run_id or "", "instrlab.model_uri": model_uri,
-                     "instrlab.soundfont": ds.meta["identity"]["synth"].get("soundfont", "")})
+                     "instrlab.soundfont": "+".join(s.get("soundfont", "?") for s in
+                                                    ds.meta["identity"]["synth"])})
     mlflow.log_params({**ds.config.flat_params(), "model_uri": model_uri,
                        "eval.rows": "test split" if same else "all"})
     log_dataset_input(ds, "evaluation")

@@ -97,7 +97,7 @@ def test_model_loads_back_and_predicts_a_wav(store: dict, tmp_path: Path) -> Non
     assert loaded.meta["instrument_names"] == NAMES
     assert loaded.run_id == run_id
     renderer = SampleRenderer(DatasetConfig(n_samples=64))
-    audio, _, _ = renderer.render_audio(renderer.score(3))
+    audio, _ = renderer.render_audio(renderer.score(3))
     # 12.5 s at 22.05 kHz: resampled and cut into three windows
     long = np.concatenate([audio, audio, audio[: len(audio) // 2]])[::2]
     wav = tmp_path / "clip.wav"

@@ -28,18 +28,20 @@ from typing import Any
 
 import numpy as np
 
+from instrlab.augment import augment_mix, augment_rng, stem_gains_db
 from instrlab.dataset.config import DatasetConfig, build_identity, cache_dir, identity_digest
 from instrlab.dataset.stats import compute_stats
 from instrlab.errors import InstrlabError
 from instrlab.features import get_extractor
 from instrlab.instruments import InstrumentSet, get_instrument_set
-from instrlab.mixing import mix_stems
+from instrlab.mixing import mix_stems, normalize_peak
 from instrlab.scores import Score, generate_score, score_to_midi
 from instrlab.synth import get_synth
 
 CHUNK = 32
 MIN_PARALLEL = 256  # samples below which worker processes cost more than they save
 COMPLETE = "COMPLETE"
+SOUNDFONT_STREAM = 0x5F0  # random stream of soundfont choices, apart from the score's
 
 
 @dataclass
@@ -60,33 +62,66 @@ class SampleRenderer:
         self.cfg = cfg
         self.iset: InstrumentSet = get_instrument_set(cfg.instruments)
         cfg.score.validate(len(self.iset))
-        self.synth = get_synth(cfg.synth, soundfont=cfg.soundfont, sample_rate=cfg.sample_rate,
-                               reverb=cfg.reverb, chorus=cfg.chorus)
-        check = getattr(self.synth, "check_instruments", None)
-        if check is not None:  # a preset missing from the soundfont fails before any file
-            check(self.iset.instruments)
+        self.synths = [
+            get_synth(cfg.synth, soundfont=sf, sample_rate=cfg.sample_rate, reverb=cfg.reverb,
+                      chorus=cfg.chorus)
+            for sf in (cfg.soundfont, *cfg.extra_soundfonts)
+        ]
+        for synth in self.synths:
+            check = getattr(synth, "check_instruments", None)
+            if check is not None:  # a preset missing from a soundfont fails before any file
+                check(self.iset.instruments)
         self.extractor = get_extractor(cfg.features, sample_rate=cfg.sample_rate,
                                        clip_seconds=cfg.score.clip_seconds, **cfg.feature_params)
 
+    @property
+    def synth(self) -> Any:
+        """The synth of the primary soundfont."""
+        return self.synths[0]
+
     def identity(self) -> dict[str, Any]:
-        return build_identity(self.cfg, self.synth.identity(), self.extractor.params(),
+        return build_identity(self.cfg, [s.identity() for s in self.synths],
+                              self.extractor.params(),
                               self.iset.to_dict())
 
     def score(self, index: int) -> Score:
         return generate_score(self.iset, self.cfg.score, self.cfg.seed, index)
 
-    def render_audio(self, score: Score) -> tuple[np.ndarray, list[float], list[float]]:
-        """The normalised mix of one score, with stem levels and gains in dB."""
+    def soundfont_choice(self, score: Score) -> list[int]:
+        """Which of the synths renders each instrument of ``score`` (its own random stream)."""
+        k = len(self.synths)
+        if k == 1:
+            return [0] * len(score.instruments)
+        rng = np.random.default_rng(np.random.SeedSequence([score.seed, SOUNDFONT_STREAM]))
+        if self.cfg.soundfont_per == "instrument":
+            return [int(i) for i in rng.integers(0, k, len(score.instruments))]
+        return [int(rng.integers(0, k))] * len(score.instruments)
+
+    def render_audio(self, score: Score) -> tuple[np.ndarray, dict[str, Any]]:
+        """The mix of one score and what went into it (stem levels, gains, soundfonts)."""
+        choice = self.soundfont_choice(score)
         stems = [
-            self.synth.render_stem(self.iset.instruments[i], score.notes_of(i),
-                                   score.clip_seconds)
-            for i in score.instruments
+            self.synths[c].render_stem(self.iset.instruments[i], score.notes_of(i),
+                                       score.clip_seconds)
+            for i, c in zip(score.instruments, choice)
         ]
-        return mix_stems(stems, self.cfg.mix)
+        aug = self.cfg.augment
+        rng = augment_rng(score.seed)
+        audio, levels, gains = mix_stems(stems, self.cfg.mix,
+                                         stem_gains_db(aug, rng, len(stems)))
+        info: dict[str, Any] = {"stem_level_db": [round(v, 3) for v in levels],
+                                "stem_gain_db": [round(v, 3) for v in gains]}
+        if len(self.synths) > 1:
+            info["soundfonts"] = [self.synths[c].identity().get("soundfont", c) for c in choice]
+        if aug.active:
+            audio, drawn = augment_mix(audio, aug, rng, self.cfg.sample_rate)
+            audio = normalize_peak(audio, self.cfg.mix.peak_db)
+            info["augment"] = {k: round(v, 4) for k, v in drawn.items()}
+        return audio, info
 
     def render(self, index: int, keep_audio: bool = False) -> SampleResult:
         score = self.score(index)
-        audio, levels, gains = self.render_audio(score)
+        audio, info = self.render_audio(score)
         labels = np.zeros(len(self.iset), np.uint8)
         labels[list(score.instruments)] = 1
         names = self.iset.names
@@ -96,8 +131,7 @@ class SampleRenderer:
             "instruments": [names[i] for i in score.instruments],
             "notes": [[names[n.instrument], n.pitch, n.velocity, round(n.start, 6),
                        round(n.end, 6)] for n in score.notes],
-            "stem_level_db": [round(v, 3) for v in levels],
-            "stem_gain_db": [round(v, 3) for v in gains],
+            **info,
         }
         feats = self.extractor(audio).astype(np.float16)
         return SampleResult(index, feats, labels, record, audio if keep_audio else None)
@@ -205,6 +239,10 @@ def generate_dataset(
     mode = "r+" if resuming and (partial / "features.npy").exists() else "w+"
     feats = np.lib.format.open_memmap(partial / "features.npy", mode=mode, dtype=np.float16,
                                       shape=(n, *shape))
+    # Rows are written with pwrite, not through the memory map: written pages of a map stay
+    # in this process's RSS (about 880 MB for 8000 logmel clips).
+    feats_offset, row_bytes = feats.offset, int(np.prod(shape)) * 2
+    del feats
     labels = np.lib.format.open_memmap(partial / "labels.npy", mode=mode, dtype=np.uint8,
                                        shape=(n, len(renderer.iset)))
     done = {int(p.stem) for p in (partial / "chunks").glob("*.json")}
@@ -213,20 +251,25 @@ def generate_dataset(
 
     from instrlab.console import progress_bar
 
-    with progress_bar(progress) as bar:
+    with progress_bar(progress) as bar, open(partial / "features.npy", "r+b") as feats_file:
         task = bar.add_task(f"generate {final.name}", total=n,
                             completed=n - sum(j[2] - j[1] for j in jobs))
         for chunk, results in _run_jobs(cfg, jobs, workers, renderer):
             for r in results:
-                feats[r.index] = r.features
+                row = np.ascontiguousarray(r.features, dtype=np.float16)
+                if row.shape != tuple(shape):
+                    raise InstrlabError(
+                        f"feature extractor {cfg.features!r} returned shape {row.shape}, not "
+                        f"its declared shape {tuple(shape)}"
+                    )
+                os.pwrite(feats_file.fileno(), row.tobytes(), feats_offset + r.index * row_bytes)
                 labels[r.index] = r.labels
                 if r.audio is not None:
                     _save_example(partial / "examples", r, renderer)
-            feats.flush()
+            os.fdatasync(feats_file.fileno())
             labels.flush()
             _write_json(partial / "chunks" / f"{chunk:05d}.json", [r.record for r in results])
             bar.advance(task, len(results))
-    del feats
 
     records: list[dict[str, Any]] = []
     for path in sorted((partial / "chunks").glob("*.json")):

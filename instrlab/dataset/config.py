@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from instrlab import __version__
+from instrlab.augment import AugmentConfig
 from instrlab.errors import InstrlabError
 from instrlab.mixing import MixConfig
 from instrlab.scores import ScoreConfig
@@ -42,8 +43,17 @@ class DatasetConfig:
     score: ScoreConfig = field(default_factory=ScoreConfig)
     mix: MixConfig = field(default_factory=MixConfig)
     feature_params: dict[str, Any] = field(default_factory=dict)
+    extra_soundfonts: tuple[str, ...] = ()
+    """More soundfonts to draw from (with ``soundfont``), per sample or per instrument."""
+    soundfont_per: str = "sample"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
+        if self.soundfont_per not in ("sample", "instrument"):
+            raise InstrlabError(
+                f"soundfont_per must be 'sample' or 'instrument', got {self.soundfont_per!r}"
+            )
+        self.augment.validate()
         if not isinstance(self.n_samples, int) or not 1 <= self.n_samples <= MAX_SAMPLES:
             raise InstrlabError(
                 f"n_samples must be a whole number in 1..{MAX_SAMPLES}, got {self.n_samples}"
@@ -68,6 +78,12 @@ class DatasetConfig:
             })
         if isinstance(kw.get("mix"), dict):
             kw["mix"] = MixConfig(**kw["mix"])
+        if isinstance(kw.get("augment"), dict):
+            kw["augment"] = AugmentConfig(**{
+                k: tuple(v) if isinstance(v, list) else v for k, v in kw["augment"].items()
+            })
+        if "extra_soundfonts" in kw:
+            kw["extra_soundfonts"] = tuple(kw["extra_soundfonts"])
         return cls(**kw)
 
     def flat_params(self) -> dict[str, Any]:
@@ -88,12 +104,14 @@ def identity_digest(identity: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def build_identity(cfg: DatasetConfig, synth_identity: dict[str, Any],
+def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
                    feature_params: dict[str, Any], instrument_set: dict[str, Any],
                    ) -> dict[str, Any]:
     """The full identity: config, resolved soundfont checksum, features, set, version."""
     return {
-        "config": {k: v for k, v in cfg.to_dict().items() if k != "soundfont"},
+        # soundfont names are replaced by the checksums in the synth identities
+        "config": {k: v for k, v in cfg.to_dict().items()
+                   if k not in ("soundfont", "extra_soundfonts")},
         "synth": synth_identity,
         "features": feature_params,
         "instrument_set": instrument_set,
