@@ -142,20 +142,35 @@ def add_train(sub: Any) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import dataclasses
+
     import mlflow
 
     from instrlab.cli import dataset_config_from_args
-    from instrlab.pipeline import evaluate_logged_model
+    from instrlab.pipeline import evaluate_logged_model, log_generalization_report
     from instrlab.tracking import check_tracking, use_experiment
 
     data = dataset_config_from_args(args)
+    sources = args.eval_soundfont or [data.soundfont]
     check_tracking()
     use_experiment(data.instruments)
-    sf = Path(data.soundfont).name if data.soundfont else "default soundfont"
-    with mlflow.start_run(run_name=args.run_name or f"evaluate {args.model_uri} on {sf}"):
-        metrics = evaluate_logged_model(args.model_uri, data, workers=args.workers,
-                                        progress=not args.no_progress)
-    print(f"test_macro_f1 {metrics['test_macro_f1']:.4f}")
+
+    def one(soundfont: str | None, nested: bool) -> dict[str, float]:
+        cfg = dataclasses.replace(data, soundfont=soundfont)
+        label = Path(soundfont).name if soundfont else "default soundfont"
+        with mlflow.start_run(run_name=f"evaluate {args.model_uri[:12]} on {label}",
+                              nested=nested):
+            metrics = evaluate_logged_model(args.model_uri, cfg, workers=args.workers,
+                                            progress=not args.no_progress)
+        print(f"{label}: test_macro_f1 {metrics['test_macro_f1']:.4f}")
+        return metrics
+
+    if len(sources) == 1:
+        one(sources[0], nested=False)
+        return 0
+    with mlflow.start_run(run_name=args.run_name or f"generalization {args.model_uri[:12]}"):
+        results = {Path(sf).name if sf else "default": one(sf, nested=True) for sf in sources}
+        log_generalization_report(args.model_uri, results)
     return 0
 
 
@@ -170,9 +185,12 @@ def add_evaluate(sub: Any) -> None:
     p.add_argument("model_uri", help="run id, runs:/ or models:/ URI, model directory or "
                                      "registered model name")
     add_dataset_options(p)
+    p.add_argument("--eval-soundfont", action="append", default=[], metavar="SOUNDFONT",
+                   help="evaluate on the protocol rendered with each of these soundfonts "
+                        "(repeatable): one run each, nested under a generalization report")
     p.add_argument("--run-name", default=None, help="MLflow run name")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(handler=cmd_evaluate, n_samples_default=True)
+    p.set_defaults(handler=cmd_evaluate, n_samples=2000, seed=1)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -353,3 +353,28 @@ def evaluate_logged_model(model_uri: str, data_cfg: DatasetConfig, workers: int 
     metrics = evaluate_split(loaded.model, ds, idx, thresholds, prefix="test")
     console.print(f1_table(metrics, ds.instrument_names, ds.instrument_labels, prefix="test"))
     return metrics
+
+
+def log_generalization_report(model_uri: str, results: dict[str, dict[str, float]]) -> None:
+    """Table and chart of macro and per-instrument F1 on each evaluation source."""
+    from rich.table import Table
+
+    from instrlab import plots
+
+    sources = list(results)
+    names = sorted({k.split("/", 1)[1] for r in results.values() for k in r
+                    if k.startswith("test_f1/")})
+    for src, metrics in results.items():
+        mlflow.log_metric(f"macro_f1/{src}", metrics["test_macro_f1"])
+    report = {src: {"macro_f1": m["test_macro_f1"],
+                    **{n: m[f"test_f1/{n}"] for n in names}} for src, m in results.items()}
+    mlflow.set_tag(TAG_STEP, "generalization")
+    mlflow.log_dict({"model_uri": model_uri, "f1": report}, "generalization/report.json")
+    log_figure(plots.generalization_chart(report, names), "generalization/report.png")
+    table = Table(title=f"generalization of {model_uri}: F1 per evaluation source")
+    table.add_column("instrument")
+    for src in sources:
+        table.add_column(src, justify="right")
+    for key in ["macro_f1", *names]:
+        table.add_row(key, *(f"{report[src][key]:.3f}" for src in sources))
+    console.print(table)
