@@ -147,7 +147,7 @@ class FluidSynthBackend:
         )
 
     def _drop_synth(self) -> None:
-        if self._synth is not None:
+        if getattr(self, "_synth", None) is not None:  # None too when the soundfont failed
             self._lib.fluid_synth_remove_sfont(self._synth.synth, self._sfont)
             self._synth.delete()
             self._synth = None
