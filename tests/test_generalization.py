@@ -1,0 +1,127 @@
+"""Cross-source evaluation, multi-soundfont datasets and seeded augmentations (real audio)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from instrlab.augment import AugmentConfig
+from instrlab.cli import main
+from instrlab.dataset import DatasetConfig, generate_dataset, open_dataset
+from instrlab.dataset.build import SampleRenderer
+from instrlab.errors import InstrlabError
+
+FLUID = "FluidR3_GM.sf2"
+MUSESCORE = "MuseScore_General.sf3"  # both installed by scripts/setup.sh
+
+
+def test_augmentations_are_deterministic_given_the_seed() -> None:
+    aug = AugmentConfig(gain_db=6, tilt_db=3, reverb_prob=1.0, noise_snr_db=(20.0, 30.0))
+    cfg = DatasetConfig(n_samples=8, seed=3, augment=aug)
+    one, two = SampleRenderer(cfg), SampleRenderer(cfg)
+    for index in (0, 5):
+        a, info_a = one.render_audio(one.score(index))
+        b, info_b = two.render_audio(two.score(index))
+        assert np.array_equal(a, b) and info_a == info_b
+        assert set(info_a["augment"]) == {"tilt_db", "rt60", "snr_db"}
+    other = SampleRenderer(dataclasses.replace(cfg, seed=4))
+    c, _ = other.render_audio(other.score(0))
+    assert not np.array_equal(one.render_audio(one.score(0))[0], c)
+
+
+def test_each_augmentation_changes_the_audio_but_not_the_labels() -> None:
+    plain = SampleRenderer(DatasetConfig(n_samples=4, seed=1))
+    base, _ = plain.render_audio(plain.score(2))
+    for aug in (AugmentConfig(tilt_db=4), AugmentConfig(reverb_prob=1.0),
+                AugmentConfig(noise_snr_db=(10.0, 10.0))):
+        r = SampleRenderer(DatasetConfig(n_samples=4, seed=1, augment=aug))
+        assert r.score(2) == plain.score(2)
+        audio, _ = r.render_audio(r.score(2))
+        assert audio.shape == base.shape and not np.array_equal(audio, base)
+        assert abs(np.abs(audio).max() - 10 ** (-1 / 20)) < 1e-4  # the mix's peak target
+
+
+def test_gain_augmentation_spreads_stem_gains() -> None:
+    r = SampleRenderer(DatasetConfig(n_samples=40, seed=2, augment=AugmentConfig(gain_db=6)))
+    plain = SampleRenderer(DatasetConfig(n_samples=40, seed=2))
+    spreads = []
+    for i in range(6):
+        _, info = r.render_audio(r.score(i))
+        _, base = plain.render_audio(plain.score(i))
+        extra = np.subtract(info["stem_gain_db"], base["stem_gain_db"])
+        assert np.all(np.abs(extra) <= 6 + 1e-6)
+        spreads.append(np.abs(extra).max())
+    assert max(spreads) > 1.0
+
+
+@pytest.mark.parametrize("bad", [AugmentConfig(gain_db=-1), AugmentConfig(reverb_prob=1.5),
+                                 AugmentConfig(reverb_seconds=(2.0, 1.0)),
+                                 AugmentConfig(noise_snr_db=(30.0, 10.0))])
+def test_bad_augmentation_is_an_error(bad: AugmentConfig) -> None:
+    with pytest.raises(InstrlabError, match="augment"):
+        DatasetConfig(n_samples=4, augment=bad)
+
+
+def test_multi_soundfont_dataset_draws_from_both(tmp_path: Path) -> None:
+    for per in ("sample", "instrument"):
+        cfg = DatasetConfig(n_samples=24, seed=5, extra_soundfonts=(MUSESCORE,),
+                            soundfont_per=per)
+        path = generate_dataset(cfg, out=tmp_path / per, workers=1, progress=False)
+        ds = open_dataset(path)
+        used = [rec["soundfonts"] for rec in ds.manifest()]
+        flat = {sf for rec in used for sf in rec}
+        assert flat == {"FluidR3_GM.sf2", "MuseScore_General_Lite.sf3"}, flat
+        if per == "sample":
+            assert all(len(set(rec)) == 1 for rec in used)
+        else:
+            assert any(len(set(rec)) > 1 for rec in used)
+        synths = ds.meta["identity"]["synth"]
+        assert [s["soundfont"] for s in synths] == ["FluidR3_GM.sf2",
+                                                    "MuseScore_General_Lite.sf3"]
+    single = generate_dataset(DatasetConfig(n_samples=24, seed=5), out=tmp_path / "one",
+                              workers=1, progress=False)
+    assert open_dataset(single).digest != open_dataset(tmp_path / "sample").digest
+
+
+def test_cross_source_evaluation_links_runs(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INSTRLAB_CACHE", str(tmp_path / "cache"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    assert main(["train", "--n-samples", "48", "--epochs", "1", "--batch-size", "16",
+                 "--workers", "1", "--no-progress", "--run-name", "trained"]) == 0
+    trained = mlflow.search_runs(experiment_names=["instrlab-seed12"], output_format="list",
+                                 filter_string="attributes.run_name = 'trained'")[0]
+    rid = trained.info.run_id
+    assert main(["evaluate", rid, "--n-samples", "24", "--workers", "1", "--no-progress",
+                 "--eval-soundfont", FLUID, "--eval-soundfont", MUSESCORE,
+                 "--run-name", "report"]) == 0
+    runs = mlflow.search_runs(experiment_names=["instrlab-seed12"], output_format="list")
+    evals = [r for r in runs if r.data.tags.get("instrlab.step") == "evaluate"]
+    assert len(evals) == 2
+    assert {r.data.tags["instrlab.trained_run_id"] for r in evals} == {rid}
+    assert {r.data.tags["instrlab.soundfont"] for r in evals} == {
+        "FluidR3_GM.sf2", "MuseScore_General_Lite.sf3"}
+    digests = {r.data.tags["instrlab.dataset_digest"] for r in evals}
+    assert len(digests) == 2  # two datasets, rendered with two soundfonts
+    for r in evals:
+        assert 0.0 <= r.data.metrics["test_macro_f1"] <= 1.0
+        assert r.data.params["eval.rows"] == "all"
+    report = next(r for r in runs if r.info.run_name == "report")
+    assert report.data.tags["instrlab.step"] == "generalization"
+    assert {"macro_f1/FluidR3_GM.sf2", "macro_f1/MuseScore_General.sf3"} <= set(
+        report.data.metrics)
+    local = mlflow.artifacts.download_artifacts(
+        run_id=report.info.run_id, artifact_path="generalization/report.json")
+    body = json.loads(Path(local).read_text())
+    assert set(body["f1"]) == {"FluidR3_GM.sf2", "MuseScore_General.sf3"}
+    art = {a.path for a in mlflow.MlflowClient().list_artifacts(report.info.run_id,
+                                                                  "generalization")}
+    assert "generalization/report.png" in art
