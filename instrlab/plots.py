@@ -95,8 +95,8 @@ def confusion_view(y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str])
     counts = confusion_counts(y_true, y_pred)
     n = len(names)
     fig, ax = plt.subplots(figsize=(0.6 * n + 3, 0.5 * n + 2))
-    im = ax.imshow(counts, cmap="Reds")
-    vmax = counts.max() if counts.size else 0
+    vmax = max(1, int(counts.max()) if counts.size else 0)
+    im = ax.imshow(counts, cmap="Reds", vmin=0, vmax=vmax)
     for i in range(counts.shape[0]):
         for j in range(counts.shape[1]):
             if counts[i, j]:

@@ -1,0 +1,93 @@
+"""The default model: a 1-D CNN over time that treats the mel bins as input channels."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from instrlab.errors import InstrlabError
+from instrlab.registry import models
+
+
+def conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    """Conv1d (same padding for stride 1) -> BatchNorm1d -> ReLU."""
+    pad = (kernel - 1) // 2 if stride == 1 else 0
+    return nn.Sequential(
+        nn.Conv1d(c_in, c_out, kernel, stride=stride, padding=pad, bias=False),
+        nn.BatchNorm1d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ClipNorm(nn.Module):
+    """Standardise each clip over all bins and frames (gain-invariant), then a per-bin affine.
+
+    The per-clip step removes loudness and soundfont level differences; the BatchNorm over
+    bins learns which frequency bands matter without fixing a dB scale in the code.
+    """
+
+    def __init__(self, n_bins: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.bins = nn.BatchNorm1d(n_bins)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # E[x^2] - E[x]^2 is ~10x faster than torch.std on CPU and exact enough in float32
+        flat = x.flatten(1)
+        mean = flat.mean(dim=1)
+        var = (flat * flat).mean(dim=1) - mean * mean
+        scale = torch.rsqrt(var.clamp_min(0) + self.eps)
+        return self.bins((x - mean[:, None, None]) * scale[:, None, None])
+
+
+class MelCNN(nn.Module):
+    """Patch stem over time, conv blocks with max pooling, global max+mean pooling, linear."""
+
+    def __init__(
+        self, n_bins: int, n_classes: int, width: int = 128, n_blocks: int = 3,
+        kernel_size: int = 3, stem_stride: int = 4, dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self.n_classes = n_classes
+        self.norm = ClipNorm(n_bins)
+        self.stem = conv_bn_relu(n_bins, width, max(stem_stride, kernel_size), stem_stride)
+        blocks: list[nn.Module] = []
+        for _ in range(n_blocks):
+            blocks += [conv_bn_relu(width, width, kernel_size), nn.MaxPool1d(2)]
+        self.blocks = nn.Sequential(*blocks)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(2 * width, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:  # (B, 1, F, T) -> (B, F, T)
+            x = x.flatten(1, 2)
+        x = self.blocks(self.stem(self.norm(x)))
+        pooled = torch.cat([x.amax(dim=-1), x.mean(dim=-1)], dim=1)
+        return self.head(self.dropout(pooled))
+
+
+@models.register("mel_cnn")
+def mel_cnn(
+    input_shape: tuple[int, ...], n_classes: int, width: int = 128, n_blocks: int = 3,
+    kernel_size: int = 3, stem_stride: int = 4, dropout: float = 0.3,
+) -> nn.Module:
+    """Fast 1-D CNN over log-mel frames (mel bins as channels); the default model."""
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 3 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) != 2:
+        raise InstrlabError(
+            f"mel_cnn needs (bins, frames) features, got shape {shape}; use logmel features"
+        )
+    n_bins, n_frames = shape
+    min_frames = stem_stride * 2**n_blocks + max(stem_stride, kernel_size)
+    if n_frames < min_frames:
+        raise InstrlabError(
+            f"mel_cnn with {n_blocks} blocks needs >= {min_frames} frames, got {n_frames}; "
+            "use longer clips or fewer n_blocks"
+        )
+    return MelCNN(n_bins, n_classes, width=width, n_blocks=n_blocks, kernel_size=kernel_size,
+                  stem_stride=stem_stride, dropout=dropout)
+
+
+mel_cnn.default_features = "logmel"  # type: ignore[attr-defined]
