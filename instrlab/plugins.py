@@ -1,7 +1,8 @@
 """Plugin discovery: built-ins, entry points, ``plugins/`` modules and TOML instrument sets.
 
 Sources, in load order:
-1. the built-in components of :mod:`instrlab`;
+1. the built-in components of :mod:`instrlab`, imported by each registry on first use
+   (so reading an instrument set does not import torch for the models);
 2. Python entry points in group ``instrlab.plugins`` (installed packages); each entry
    point names a module (or a callable, which is called once) that registers things;
 3. every ``*.py`` module and ``*.toml`` instrument set in the project's ``plugins/``
@@ -22,7 +23,8 @@ from instrlab.registry import registering_from
 
 ENTRY_POINT_GROUP = "instrlab.plugins"
 PATH_VARIABLE = "INSTRLAB_PLUGINS"
-BUILTIN_MODULES = ("instrlab.instruments", "instrlab.synth", "instrlab.features", "instrlab.models")
+BUILTIN_MODULES = ("instrlab.instruments", "instrlab.synth", "instrlab.features",
+                   "instrlab.models")
 
 _loaded: list[bool] = []
 
@@ -52,8 +54,6 @@ def load_plugins(force: bool = False) -> None:
         return
     _loaded.append(True)
     try:
-        for name in BUILTIN_MODULES:
-            importlib.import_module(name)
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             _load_entry_point(ep)
         for directory in plugin_dirs():

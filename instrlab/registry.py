@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -38,14 +39,24 @@ class Entry(Generic[T]):
     factory: T
     source: str
     description: str
+    override: bool = False
 
 
 class Registry(Generic[T]):
     """A name -> factory mapping with helpful errors."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, builtin_module: str | None = None) -> None:
         self.kind = kind
+        self.builtin_module = builtin_module
         self._entries: dict[str, Entry[T]] = {}
+
+    def _load(self) -> None:
+        """Import this registry's built-ins (only: models pull in torch) and the plugins."""
+        from instrlab.plugins import load_plugins
+
+        if self.builtin_module:
+            importlib.import_module(self.builtin_module)
+        load_plugins()
 
     def register(
         self, name: str | None = None, factory: T | None = None, *, override: bool = False
@@ -54,14 +65,17 @@ class Registry(Generic[T]):
 
         def add(fn: T) -> T:
             key = name or fn.__name__
-            if key in self._entries and not override:
-                old = self._entries[key]
+            source = _current_source[-1]
+            old = self._entries.get(key)
+            if old is not None and old.override and source == BUILTIN:
+                return fn  # a plugin replaced this built-in before it was imported
+            if old is not None and not override:
                 raise InstrlabError(
                     f"{self.kind} {key!r} is already registered (by {old.source}); "
                     "rename it or register it with override=True"
                 )
             doc = (fn.__doc__ or "").strip().splitlines()
-            self._entries[key] = Entry(key, fn, _current_source[-1], doc[0] if doc else "")
+            self._entries[key] = Entry(key, fn, source, doc[0] if doc else "", override)
             return fn
 
         if factory is not None:
@@ -74,9 +88,7 @@ class Registry(Generic[T]):
 
     def entry(self, name: str) -> Entry[T]:
         """The entry for ``name``; unknown names list the known ones and the closest match."""
-        from instrlab.plugins import load_plugins
-
-        load_plugins()
+        self._load()
         try:
             return self._entries[name]
         except KeyError:
@@ -97,9 +109,7 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         """Every registered name, sorted."""
-        from instrlab.plugins import load_plugins
-
-        load_plugins()
+        self._load()
         return sorted(self._entries)
 
     def entries(self) -> list[Entry[T]]:
@@ -110,10 +120,10 @@ class Registry(Generic[T]):
         return name in self.names()
 
 
-instrument_sets: Registry[Callable[..., Any]] = Registry("instrument set")
-synths: Registry[Callable[..., Any]] = Registry("synth backend")
-features: Registry[Callable[..., Any]] = Registry("feature extractor")
-models: Registry[Callable[..., Any]] = Registry("model")
+instrument_sets: Registry[Callable[..., Any]] = Registry("instrument set", "instrlab.instruments")
+synths: Registry[Callable[..., Any]] = Registry("synth backend", "instrlab.synth")
+features: Registry[Callable[..., Any]] = Registry("feature extractor", "instrlab.features")
+models: Registry[Callable[..., Any]] = Registry("model", "instrlab.models")
 
 ALL: dict[str, Registry[Any]] = {
     "instruments": instrument_sets,

@@ -16,6 +16,10 @@ from instrlab.errors import InstrlabError
 # artifact downloads print tqdm bars into our rich output otherwise
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+# read once: mlflow.set_experiment() itself sets MLFLOW_EXPERIMENT_ID in this process
+_USER_CHOSE_EXPERIMENT = bool(os.environ.get("MLFLOW_EXPERIMENT_ID")
+                              or os.environ.get("MLFLOW_EXPERIMENT_NAME"))
+
 TAG_STEP = "instrlab.step"
 TAG_DIGEST = "instrlab.dataset_digest"
 TAG_TRAINED_RUN = "instrlab.trained_run_id"
@@ -40,8 +44,7 @@ def check_tracking() -> str:
 
 def use_experiment(instrument_set: str) -> None:
     """One experiment per instrument set, unless ``mlflow run`` or the user chose one."""
-    if os.environ.get("MLFLOW_RUN_ID") or os.environ.get("MLFLOW_EXPERIMENT_ID") or \
-            os.environ.get("MLFLOW_EXPERIMENT_NAME"):
+    if os.environ.get("MLFLOW_RUN_ID") or _USER_CHOSE_EXPERIMENT:
         return
     mlflow.set_experiment(f"instrlab-{instrument_set}")
 

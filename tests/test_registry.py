@@ -151,3 +151,37 @@ def test_instrument_set_validation() -> None:
     with pytest.raises(InstrlabError, match="repeats instrument names: a"):
         InstrumentSet("dup", (a, Instrument("a", 1)))
     assert Instrument("soft_pad", 89).display_name == "Soft Pad"
+
+
+def test_builtins_register_on_first_use_and_keep_plugin_overrides() -> None:
+    """A plugin may replace a built-in before the built-in module is imported."""
+    reg = Registry("gadget", builtin_module="json")  # any importable module
+
+    def plugin_version() -> str:
+        return "plugin"
+
+    def builtin_version() -> str:
+        return "builtin"
+
+    with registering_from("plugin file x.py"):
+        reg.register("thing", plugin_version, override=True)
+    reg.register("thing", builtin_version)  # the late built-in registration is skipped
+    assert reg.get("thing") is plugin_version
+    with registering_from("plugin file y.py"):
+        reg.register("other", plugin_version)
+    with pytest.raises(InstrlabError, match="already registered \\(by plugin file y.py\\)"):
+        reg.register("other", builtin_version)
+    assert reg.entry("thing").source == "plugin file x.py" != BUILTIN
+
+
+def test_reading_data_components_does_not_import_torch() -> None:
+    """Dataset workers look up sets, synths and features: torch stays out of them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from instrlab.registry import instrument_sets, synths, features; "
+            "instrument_sets.get('seed12'); synths.get('fluidsynth'); features.get('logmel'); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "False"
