@@ -249,3 +249,5 @@ def add_predict(sub: Any) -> None:
 
 
 import numpy as np  # noqa: E402  (used by cmd_predict; kept last so --help stays fast)
+
+from instrlab import tune_cli  # noqa: E402, F401  (registers the tune command)

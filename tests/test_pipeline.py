@@ -30,7 +30,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     assert main(["main", *TINY, "--run-name", "first"]) == 0
-    assert main(["main", *TINY, "--run-name", "second"]) == 0
+    assert main(["main", *TINY, "--run-name", "second", "--register-model", "instrlab-tiny"]) == 0
     exp = mlflow.get_experiment_by_name("instrlab-seed12")
     runs = mlflow.search_runs([exp.experiment_id], output_format="list")
     yield {"root": root, "uri": uri, "runs": {r.info.run_name: r for r in runs}}
@@ -130,6 +130,15 @@ def test_predict_cli_reports_bad_files_and_predicts_the_rest(
     for bad in ("missing.wav: no such file", "empty.wav: file is empty", "corrupt.wav",
                 "notes.txt"):
         assert bad in out.err
+
+
+def test_registered_model_loads_by_name(store: dict) -> None:
+    from instrlab.predict import load_model
+
+    loaded = load_model("instrlab-tiny")
+    assert loaded.uri == "models:/instrlab-tiny/latest"
+    assert loaded.run_id == store["runs"]["second"].info.run_id
+    assert loaded.meta["instrument_names"] == NAMES
 
 
 def run_cli(args: list[str], store: dict) -> subprocess.CompletedProcess[str]:
