@@ -58,8 +58,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
     g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
     g.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
-    g.add_argument("--scheduler", default="none", choices=["none", "cosine", "onecycle"],
-                   help="learning-rate schedule (default: none)")
+    g.add_argument("--scheduler", default="onecycle", choices=["none", "cosine", "onecycle"],
+                   help="learning-rate schedule; onecycle peaks at --lr (default: onecycle; "
+                        "the seed used none)")
     g.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without a better validation macro F1 "
                         "(default: 0 = off)")

@@ -45,17 +45,19 @@ def small_model() -> torch.nn.Module:
 def run(data: tuple[np.memmap, np.ndarray], **kw: object):  # noqa: ANN201
     feats, labels = data
     cfg = TrainConfig(**{"epochs": 4, "batch_size": 32, "lr": 3e-3, "num_threads": 1,
-                         "device": "cpu", **kw})
+                         "device": "cpu", "scheduler": "none", **kw})
     torch.manual_seed(123)  # model init; fit seeds its own shuffling and dropout
     model = small_model()
     return model, fit(model, feats, labels, np.arange(0, 300), np.arange(300, N), cfg,
                       progress=False)
 
 
-def test_training_learns(data: tuple[np.memmap, np.ndarray]) -> None:
-    model, result = run(data, tune_thresholds=True)
+@pytest.mark.parametrize("scheduler", ["none", "onecycle"])
+def test_training_learns(data: tuple[np.memmap, np.ndarray], scheduler: str) -> None:
+    model, result = run(data, tune_thresholds=True, scheduler=scheduler,
+                        epochs=4 if scheduler == "none" else 6)
     hist = result.history
-    assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
+    assert [h["epoch"] for h in hist] == list(range(1, len(hist) + 1))
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert result.best_val_macro_f1 > 0.9  # chance is about 0.4
     assert result.best_val_macro_f1 == max(h["val_macro_f1"] for h in hist)
