@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import os
 import sys
 import tempfile
@@ -35,7 +36,9 @@ POLYPHONY = 256
 
 def _load_library() -> Any:
     try:
-        import fluidsynth
+        # pyfluidsynth prints where it found the library when $CI is set: keep stdout clean
+        with contextlib.redirect_stdout(io.StringIO()):
+            import fluidsynth
     except (ImportError, OSError) as exc:
         raise InstrlabError(
             f"FluidSynth is not available ({exc}); install it with "
