@@ -191,7 +191,7 @@ def add_evaluate(sub: Any) -> None:
                         "(repeatable): one run each, nested under a generalization report")
     p.add_argument("--run-name", default=None, help="MLflow run name")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(handler=cmd_evaluate, n_samples=2000, seed=1)
+    p.set_defaults(handler=cmd_evaluate)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -88,8 +88,8 @@ def test_multi_soundfont_dataset_draws_from_both(tmp_path: Path) -> None:
     assert open_dataset(single).digest != open_dataset(tmp_path / "sample").digest
 
 
-def test_cross_source_evaluation_links_runs(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cross_source_evaluation_links_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("INSTRLAB_CACHE", str(tmp_path / "cache"))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -125,3 +125,33 @@ def test_cross_source_evaluation_links_runs(tmp_path: Path,
     art = {a.path for a in mlflow.MlflowClient().list_artifacts(report.info.run_id,
                                                                   "generalization")}
     assert "generalization/report.png" in art
+    # a dataset the model cannot read is a one-line error, not a crash
+    capsys.readouterr()
+    assert main(["evaluate", rid, "--n-samples", "8", "--workers", "1", "--no-progress",
+                 "--features", "seed_image"]) == 2
+    assert "use --features logmel" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--extra-soundfont", "/no/such/font.sf2"], "soundfont '/no/such/font.sf2' not found"),
+        (["--augment-gain-db", "-1"], "augment gain_db must be in 0..40"),
+        (["--augment-reverb-prob", "1.5"], "augment reverb_prob must be in 0..1"),
+        (["--augment-noise-snr", "40", "10"], "augment noise_snr_db must satisfy"),
+    ],
+)
+def test_bad_robustness_options_are_one_line_errors(tmp_path: Path, args: list[str],
+                                                    message: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "INSTRLAB_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "instrlab.cli", "generate", "--n-samples",
+                           "4", "--out", str(tmp_path / "ds"), *args], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("instrlab: error:")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert not (tmp_path / "ds").exists()
