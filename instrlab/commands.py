@@ -195,6 +195,7 @@ def add_evaluate(sub: Any) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
@@ -248,7 +249,5 @@ def add_predict(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="list every instrument, not only hits")
     p.set_defaults(handler=cmd_predict)
 
-
-import numpy as np  # noqa: E402  (used by cmd_predict; kept last so --help stays fast)
 
 from instrlab import tune_cli  # noqa: E402, F401  (registers the tune command)

@@ -20,19 +20,18 @@ import numpy as np
 from instrlab.console import console
 from instrlab.dataset import DatasetConfig, SynthDataset, generate_dataset, open_dataset
 from instrlab.errors import InstrlabError
+from instrlab.params import flat_params
+from instrlab.predict import MODEL_META
 from instrlab.registry import models
 from instrlab.tracking import (
     TAG_DIGEST,
     TAG_STEP,
     TAG_TRAINED_RUN,
     find_finished_run,
-    flat,
     log_figure,
     scratch_dir,
 )
 from instrlab.training import TrainConfig, TrainResult, fit, pick_device, predict_proba
-
-MODEL_META = "instrlab_model.json"
 
 
 @dataclass
@@ -153,8 +152,8 @@ def train_and_evaluate(
         "instrlab.features": ds.config.features, "instrlab.instruments": ds.config.instruments,
         "instrlab.device": device.type,
     })
-    mlflow.log_params({**ds.config.flat_params(), **flat("model", asdict(model_cfg)),
-                       **flat("train", train_cfg.to_dict())})
+    mlflow.log_params({**ds.config.flat_params(), **flat_params("model", asdict(model_cfg)),
+                       **flat_params("train", train_cfg.to_dict())})
     mlflow.log_params({"model.n_parameters": n_params, "data.digest": ds.digest,
                        "split.train": len(splits["train"]), "split.val": len(splits["val"]),
                        "split.test": len(splits["test"])})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -78,24 +77,6 @@ def log_figure(fig: Any, artifact_file: str) -> None:
     plt.close(fig)
 
 
-def log_text_file(text: str, artifact_file: str) -> None:
-    mlflow.log_text(text, artifact_file)
-
-
-def log_file(path: Path, artifact_path: str | None = None) -> None:
-    mlflow.log_artifact(str(path), artifact_path)
-
-
 def scratch_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix="instrlab-")
 
-
-def flat(prefix: str, params: dict[str, Any]) -> dict[str, Any]:
-    """``{prefix}.{key}`` parameters, nested dicts flattened with dots."""
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if isinstance(value, dict):
-            out.update(flat(f"{prefix}.{key}", value))
-        else:
-            out[f"{prefix}.{key}"] = value
-    return out

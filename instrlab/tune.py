@@ -1115,9 +1115,10 @@ def run_tune(options: TuneOptions, data: DatasetConfig, model: ModelConfig, trai
     """
     import mlflow
 
+    from instrlab.params import flat_params
     from instrlab.pipeline import prepare_dataset
     from instrlab.registry import models
-    from instrlab.tracking import TAG_STEP, check_tracking, flat, use_experiment
+    from instrlab.tracking import TAG_STEP, check_tracking, use_experiment
 
     models.get(model.name)  # unknown model: fail before any work
     space = SearchSpace.parse(options.search_space, data, model, train)
@@ -1148,8 +1149,8 @@ def run_tune(options: TuneOptions, data: DatasetConfig, model: ModelConfig, trai
             "tune.sampler": options.sampler, "tune.sampler_seed": options.sampler_seed,
             "tune.pruner": type(pruner).__name__, "tune.n_workers": options.n_workers,
             "tune.search_space": space.text(), "tune.objective": OBJECTIVE,
-            **data.flat_params(), **flat("model", dataclasses.asdict(model)),
-            **flat("train", {k: v for k, v in train.to_dict().items()
+            **data.flat_params(), **flat_params("model", dataclasses.asdict(model)),
+            **flat_params("train", {k: v for k, v in train.to_dict().items()
                              if k not in {p.name for p in space.by_target("train")}}),
         })
         mlflow.log_dict({"search_space": space.to_json(), "setup": setup},

@@ -13,6 +13,7 @@ from instrlab import __version__
 from instrlab.augment import AugmentConfig
 from instrlab.errors import InstrlabError
 from instrlab.mixing import MixConfig
+from instrlab.params import flat_params
 from instrlab.scores import ScoreConfig
 
 CACHE_VARIABLE = "INSTRLAB_CACHE"
@@ -88,14 +89,7 @@ class DatasetConfig:
 
     def flat_params(self) -> dict[str, Any]:
         """Flat ``data.*`` parameters for MLflow."""
-        out: dict[str, Any] = {}
-        for key, value in self.to_dict().items():
-            if isinstance(value, dict):
-                for sub, v in value.items():
-                    out[f"data.{key}.{sub}"] = v
-            else:
-                out[f"data.{key}"] = value
-        return out
+        return flat_params("data", self.to_dict())
 
 
 def identity_digest(identity: dict[str, Any]) -> str:
