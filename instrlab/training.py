@@ -16,6 +16,7 @@ from torch import nn
 
 from instrlab.errors import InstrlabError
 from instrlab.metrics import binarize, macro_f1, tune_thresholds
+from instrlab.spec_augment import SpecAugmentConfig, augment_batch
 
 SCHEDULERS = ("none", "cosine", "onecycle")
 
@@ -39,8 +40,15 @@ class TrainConfig:
     num_threads: int = 0
     threshold: float = 0.5
     tune_thresholds: bool = False
+    ema_decay: float = 0.0
+    """Validate, select and keep an exponential moving average of the weights (per step;
+    e.g. 0.998); 0 keeps the weights as trained."""
+    spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    """Batch augmentations drawn anew every epoch (see :mod:`instrlab.spec_augment`)."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.spec_augment, dict):
+            self.spec_augment = SpecAugmentConfig(**self.spec_augment)
         checks = [
             (self.epochs >= 1, "epochs", "must be an integer >= 1"),
             (self.batch_size >= 2, "batch_size", "must be an integer >= 2 (BatchNorm needs 2)"),
@@ -50,6 +58,7 @@ class TrainConfig:
              "must be >= 0 (0 turns early stopping off)"),
             (self.num_threads >= 0, "num_threads", "must be >= 0 (0 uses every core)"),
             (0.0 < self.threshold < 1.0, "threshold", "must lie strictly between 0 and 1"),
+            (0.0 <= self.ema_decay < 1.0, "ema_decay", "must be in [0, 1) (0 turns EMA off)"),
         ]
         for ok, name, fix in checks:
             if not ok:
@@ -217,6 +226,7 @@ def _fit(
 ) -> TrainResult:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    aug_gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device)
     pw = torch.from_numpy(pos_weights(labels[np.sort(train_idx)])).to(device)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pw)
@@ -224,6 +234,10 @@ def _fit(
     steps = sum(1 for _ in batches(train_idx, cfg.batch_size, np.random.default_rng(0)))
     sched = _make_scheduler(cfg, opt, steps)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    ema = (torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay),
+        use_buffers=True) if cfg.ema_decay else None)
+    judged = ema.module if ema is not None else model  # the weights validated and kept
     eval_bs = max(cfg.batch_size, 256)
 
     result = TrainResult()
@@ -246,6 +260,7 @@ def _fit(
             for chunk in batches(train_idx, cfg.batch_size, rng):
                 x = gather(features, chunk).to(device, non_blocking=True)
                 y = torch.from_numpy(labels[chunk].astype(np.float32)).to(device)
+                x, y = augment_batch(x, y, cfg.spec_augment, aug_gen)
                 opt.zero_grad(set_to_none=True)
                 with _autocast(device):
                     logits = model(x)
@@ -255,6 +270,8 @@ def _fit(
                 scaler.update()
                 if sched is not None:
                     sched.step()
+                if ema is not None:
+                    ema.update_parameters(model)
                 loss_sum += loss.item() * len(chunk)
                 seen += len(chunk)
                 if bar is not None:
@@ -269,7 +286,7 @@ def _fit(
                     "lower the learning rate"
                 )
             val_loss, val_probs = _evaluate(
-                model, features, labels, val_idx, loss_fn, device, eval_bs
+                judged, features, labels, val_idx, loss_fn, device, eval_bs
             )
             f1 = macro_f1(labels[val_idx], binarize(val_probs, cfg.threshold))
             metrics = {
@@ -284,7 +301,7 @@ def _fit(
             if (f1, -val_loss) > (best_key[0], -best_key[1]):  # ties on F1 go to lower loss
                 best_key = (f1, val_loss)
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in
-                                            model.state_dict().items()})
+                                            judged.state_dict().items()})
                 best_val_probs = val_probs
                 result.best_epoch, result.best_val_macro_f1 = epoch, f1
             if bar is not None:

@@ -115,7 +115,8 @@ def test_early_stopping_without_improvement(data: tuple[np.memmap, np.ndarray]) 
 @pytest.mark.parametrize(
     ("field", "value"),
     [("epochs", 0), ("batch_size", 0), ("lr", 0.0), ("lr", -1e-3), ("scheduler", "step"),
-     ("early_stopping_patience", -1), ("threshold", 1.5), ("num_threads", -2)],
+     ("early_stopping_patience", -1), ("threshold", 1.5), ("num_threads", -2),
+     ("ema_decay", 1.0)],
 )
 def test_bad_config_raises(field: str, value: object) -> None:
     with pytest.raises(InstrlabError, match=field):
@@ -130,3 +131,17 @@ def test_pos_weights_and_devices() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(InstrlabError, match="CUDA"):
             pick_device("cuda")
+
+
+def test_ema_weights_are_validated_and_kept(data: tuple[np.memmap, np.ndarray]) -> None:
+    _, plain = run(data, epochs=3)
+    model, ema = run(data, epochs=3, ema_decay=0.9)
+    # the same training steps, but validation (and the kept weights) see the average
+    assert [h["train_loss"] for h in ema.history] == [h["train_loss"] for h in plain.history]
+    assert [h["val_loss"] for h in ema.history] != [h["val_loss"] for h in plain.history]
+    assert ema.best_val_macro_f1 > 0.5
+    feats, labels = data
+    probs = predict_proba(model, feats, np.arange(300, N))
+    from instrlab.metrics import binarize, macro_f1
+
+    assert macro_f1(labels[300:], binarize(probs, 0.5)) == pytest.approx(ema.best_val_macro_f1)

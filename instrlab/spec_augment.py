@@ -1,0 +1,150 @@
+"""Training-time augmentation of log-mel batches, for robustness to unseen soundfonts.
+
+Unlike :mod:`instrlab.augment` (audio, fixed per sample when the dataset is rendered),
+these draws change every epoch and cost nothing at generation time. All draws come from
+one ``torch.Generator`` seeded by the training seed, on the CPU, so a run is repeatable
+whatever the device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from instrlab.errors import InstrlabError
+
+
+@dataclass
+class SpecAugmentConfig:
+    """Strengths of the batch augmentations; all zero (off) by default."""
+
+    eq_db: float = 0.0
+    """Add a smooth random EQ curve over the mel bins, within +-eq_db dB."""
+    eq_knots: int = 8
+    """Control points of the EQ curve (linearly interpolated over the bins)."""
+    freq_masks: int = 0
+    """Number of frequency bands blanked per clip (SpecAugment)."""
+    freq_mask_bins: int = 8
+    """Widest blanked frequency band, in mel bins."""
+    time_masks: int = 0
+    """Number of time spans blanked per clip (SpecAugment)."""
+    time_mask_frames: int = 40
+    """Longest blanked time span, in frames."""
+    shift_bins: int = 0
+    """Move each clip's spectrum up or down by up to this many mel bins (timbre and
+    tuning differences between soundfonts); the bins moved in take the silence floor."""
+    mixup_prob: float = 0.0
+    """Share of clips mixed with another clip of the batch; the labels are their union."""
+    mixup_gain_db: float = 6.0
+    """The added clip's level relative to the first, drawn from +-mixup_gain_db dB."""
+    floor_db: float = -80.0
+    """The features' silence floor (``logmel``'s ``-top_db``); mixing clips to it."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0 <= self.eq_db <= 40, "eq_db", "must be in 0..40"),
+            (2 <= self.eq_knots <= 64, "eq_knots", "must be in 2..64"),
+            (0 <= self.freq_masks <= 16, "freq_masks", "must be in 0..16"),
+            (1 <= self.freq_mask_bins, "freq_mask_bins", "must be >= 1"),
+            (0 <= self.time_masks <= 16, "time_masks", "must be in 0..16"),
+            (1 <= self.time_mask_frames, "time_mask_frames", "must be >= 1"),
+            (0 <= self.shift_bins <= 32, "shift_bins", "must be in 0..32"),
+            (0 <= self.mixup_prob <= 1, "mixup_prob", "must be in 0..1"),
+            (0 <= self.mixup_gain_db <= 40, "mixup_gain_db", "must be in 0..40"),
+            (self.floor_db < 0, "floor_db", "must be < 0"),
+        ]
+        for ok, name, fix in checks:
+            if not ok:
+                raise InstrlabError(f"spec augment: {name} = {getattr(self, name)!r} {fix}")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.eq_db or self.freq_masks or self.time_masks or self.mixup_prob
+                    or self.shift_bins)
+
+
+def _uniform(gen: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(shape, generator=gen)
+
+
+def eq_curves(gen: torch.Generator, n: int, n_bins: int, eq_db: float, knots: int) -> torch.Tensor:
+    """``n`` smooth random curves (n, n_bins) in dB within +-eq_db."""
+    points = _uniform(gen, (n, 1, knots), -eq_db, eq_db)
+    return torch.nn.functional.interpolate(points, size=n_bins, mode="linear",
+                                           align_corners=True)[:, 0]
+
+
+def band_masks(gen: torch.Generator, n: int, size: int, count: int, width: int) -> torch.Tensor:
+    """Boolean (n, size) masks of ``count`` random spans of up to ``width`` per row."""
+    mask = torch.zeros(n, size, dtype=torch.bool)
+    pos = torch.arange(size)
+    for _ in range(count):
+        w = (torch.rand(n, generator=gen) * (min(width, size) + 1)).long()
+        start = (torch.rand(n, generator=gen) * (size - w + 1)).long()
+        mask |= (pos >= start[:, None]) & (pos < (start + w)[:, None])
+    return mask
+
+
+def shift_spectra(x: torch.Tensor, shifts: torch.Tensor, fill: float) -> torch.Tensor:
+    """Move clip i of ``x`` (B, bins, frames) up by ``shifts[i]`` bins (down if negative)."""
+    n_bins = x.shape[1]
+    src = torch.arange(n_bins, device=x.device)[None, :] - shifts.to(x.device)[:, None]
+    valid = (src >= 0) & (src < n_bins)
+    out = torch.gather(x, 1, src.clamp(0, n_bins - 1)[:, :, None].expand_as(x))
+    return torch.where(valid[:, :, None], out, torch.full_like(out, fill))
+
+
+def mix_db(a: torch.Tensor, b: torch.Tensor, floor_db: float) -> torch.Tensor:
+    """Power sum of two dB spectrograms, re-referenced to its maximum and floored."""
+    scale = math.log(10) / 10
+    mixed = torch.logaddexp(a * scale, b * scale) / scale
+    peak = mixed.flatten(1).amax(dim=1).view(-1, *([1] * (mixed.dim() - 1)))
+    return (mixed - peak).clamp_min(floor_db)
+
+
+def augment_batch(
+    x: torch.Tensor, y: torch.Tensor, cfg: SpecAugmentConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augmented copies of a batch ``x`` (B, bins, frames) or (B, 1, bins, frames), ``y`` (B, C).
+
+    Draws are made on the CPU from ``gen`` and moved to ``x``'s device, in a fixed order:
+    mixup, shift, EQ, frequency masks, time masks.
+    """
+    if not cfg.active:
+        return x, y
+    squeeze = x.dim() == 4
+    if squeeze:
+        x = x[:, 0]
+    n, n_bins, n_frames = x.shape
+    dev = x.device
+    x = x.clone()
+    if cfg.mixup_prob:
+        partner = torch.randperm(n, generator=gen)
+        chosen = (torch.rand(n, generator=gen) < cfg.mixup_prob) & (partner != torch.arange(n))
+        gain = _uniform(gen, (n,), -cfg.mixup_gain_db, cfg.mixup_gain_db)
+        idx = chosen.nonzero()[:, 0]
+        if len(idx):
+            other = x[partner[idx].to(dev)] + gain[idx].to(dev)[:, None, None]
+            x[idx.to(dev)] = mix_db(x[idx.to(dev)], other, cfg.floor_db)
+            y = y.clone()
+            y[idx.to(dev)] = torch.maximum(y[idx.to(dev)], y[partner[idx].to(dev)])
+    if cfg.shift_bins:
+        shifts = torch.randint(-cfg.shift_bins, cfg.shift_bins + 1, (n,), generator=gen)
+        x = shift_spectra(x, shifts, cfg.floor_db)
+    if cfg.eq_db:
+        x = x + eq_curves(gen, n, n_bins, cfg.eq_db, cfg.eq_knots).to(dev)[:, :, None]
+    fill = x.mean(dim=(1, 2), keepdim=True)
+    if cfg.freq_masks:
+        fmask = band_masks(gen, n, n_bins, cfg.freq_masks, cfg.freq_mask_bins).to(dev)
+        x = torch.where(fmask[:, :, None], fill, x)
+    if cfg.time_masks:
+        tmask = band_masks(gen, n, n_frames, cfg.time_masks, cfg.time_mask_frames).to(dev)
+        x = torch.where(tmask[:, None, :], fill, x)
+    return (x[:, None] if squeeze else x), y
+
+
+DEFAULT = SpecAugmentConfig(eq_db=10.0, freq_masks=2, time_masks=2, mixup_prob=0.5)
+"""What ``instrlab main``/``train`` use unless told otherwise: measured to lift macro F1 on
+an unseen soundfont (MuseScore_General) without costing F1 on the training soundfont."""
