@@ -6,14 +6,25 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from instrlab.errors import InstrlabError
+
+if TYPE_CHECKING:
+    from instrlab.augment import AugmentConfig
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def add_dataset_options(p: argparse.ArgumentParser) -> None:
-    """Options that choose a dataset; shared by generate, train, main, evaluate and tune."""
+def add_dataset_options(p: argparse.ArgumentParser, evaluation: bool = False) -> None:
+    """Options that choose a dataset; shared by generate, train, main, evaluate and tune.
+
+    ``evaluation``: clean clips (no augmentation) and seed 1 by default, so that no clip
+    of an evaluation set was heard in training (which uses seed 0).
+    """
+    from instrlab.augment import DEFAULT as DEFAULT_AUGMENT
+    from instrlab.augment import AugmentConfig
+
     g = p.add_argument_group("dataset")
     g.add_argument("--n-samples", type=int, default=8000,
                    help="number of clips to synthesize (default: 8000, as the seed)")
@@ -25,8 +36,9 @@ def add_dataset_options(p: argparse.ArgumentParser) -> None:
                         "FluidR3_GM.sf2 found in the usual system places)")
     g.add_argument("--features", default="logmel",
                    help="feature extractor (default: logmel; seed_image is the seed's input)")
-    g.add_argument("--seed", type=int, default=0,
-                   help="master seed: same seed, same bytes (default: 0)")
+    seed = 1 if evaluation else 0
+    g.add_argument("--seed", type=int, default=seed,
+                   help=f"master seed: same seed, same bytes (default: {seed})")
     g.add_argument("--min-instruments", type=int, default=1,
                    help="fewest instruments in a clip (default: 1)")
     g.add_argument("--max-instruments", type=int, default=4,
@@ -42,18 +54,43 @@ def add_dataset_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--soundfont-per", choices=["sample", "instrument"], default="sample",
                    help="with extra soundfonts: each clip draws one soundfont, or each "
                         "instrument its own (default: sample)")
-    a = p.add_argument_group("augmentation (all off by default; deterministic per sample)")
-    a.add_argument("--augment-gain-db", type=float, default=0.0, metavar="DB",
-                   help="move each instrument's level by up to +-DB before mixing")
-    a.add_argument("--augment-tilt-db", type=float, default=0.0, metavar="DB",
-                   help="random spectral tilt of up to +-DB per octave (a crude EQ)")
-    a.add_argument("--augment-reverb-prob", type=float, default=0.0, metavar="P",
-                   help="share of clips put in a synthetic room (RT60 0.2..1.2 s)")
-    a.add_argument("--augment-noise-snr", type=float, nargs=2, default=None,
-                   metavar=("LOW", "HIGH"), help="add white noise at an SNR in LOW..HIGH dB")
+    add_augment_options(p, AugmentConfig() if evaluation else DEFAULT_AUGMENT)
     g.add_argument("--workers", type=int, default=0,
                    help="worker processes for generation (default: 0 = all cores); the "
                         "output is byte-identical whatever the number")
+
+
+def add_augment_options(p: argparse.ArgumentParser, d: AugmentConfig) -> None:
+    """Audio augmentation options with defaults ``d``."""
+    title = ("augmentation (off by default here: clean clips)" if not d.active else
+             f"augmentation of {d.prob:.0%} of the training clips by default, seeded per clip "
+             "(robustness to unseen soundfonts; 0 turns an option off)")
+    a = p.add_argument_group(title)
+    a.add_argument("--augment-gain-db", type=float, default=d.gain_db, metavar="DB",
+                   help=f"move each instrument's level by up to +-DB before mixing "
+                        f"(default: {d.gain_db:g})")
+    a.add_argument("--augment-stem-eq-db", type=float, default=d.stem_eq_db, metavar="DB",
+                   help="give each instrument its own smooth random EQ within +-DB (8 points,"
+                        f" 50 Hz..16 kHz): another recording of it (default: {d.stem_eq_db:g})")
+    a.add_argument("--augment-voicing", type=float, default=d.voicing, metavar="S",
+                   help="vary each instrument's SoundFont envelope, filter and vibrato by S "
+                        "(0..1) of their ranges: another soundfont's take on the preset "
+                        f"(default: {d.voicing:g})")
+    a.add_argument("--augment-tilt-db", type=float, default=d.tilt_db, metavar="DB",
+                   help=f"random spectral tilt of up to +-DB per octave (default: {d.tilt_db:g})")
+    a.add_argument("--augment-reverb-prob", type=float, default=d.reverb_prob, metavar="P",
+                   help="share of clips put in a synthetic room, RT60 0.2..1.2 s "
+                        f"(default: {d.reverb_prob:g})")
+    a.add_argument("--augment-noise-snr", type=float, nargs=2, default=d.noise_snr_db,
+                   metavar=("LOW", "HIGH"),
+                   help="add white noise at an SNR in LOW..HIGH dB (default: none)")
+    a.add_argument("--augment-prob", type=float, default=d.prob, metavar="P",
+                   help=f"share of training clips augmented; the rest stay clean "
+                        f"(default: {d.prob:g})")
+    a.add_argument("--augment-all-splits", action="store_true",
+                   help="augment validation and test clips too (default: training clips only)")
+    a.add_argument("--no-augment", action="store_true",
+                   help="turn every augmentation option off (clean clips, as the seed)")
 
 
 def dataset_config_from_args(args: argparse.Namespace):  # noqa: ANN201
@@ -62,10 +99,13 @@ def dataset_config_from_args(args: argparse.Namespace):  # noqa: ANN201
     from instrlab.dataset import DatasetConfig
     from instrlab.scores import ScoreConfig
 
-    augment = AugmentConfig(gain_db=args.augment_gain_db, tilt_db=args.augment_tilt_db,
+    augment = AugmentConfig() if args.no_augment else AugmentConfig(
+                            gain_db=args.augment_gain_db, tilt_db=args.augment_tilt_db,
                             reverb_prob=args.augment_reverb_prob,
                             noise_snr_db=tuple(args.augment_noise_snr)
-                            if args.augment_noise_snr else None)
+                            if args.augment_noise_snr else None,
+                            stem_eq_db=args.augment_stem_eq_db, voicing=args.augment_voicing,
+                            prob=args.augment_prob, train_only=not args.augment_all_splits)
     score = ScoreConfig(min_instruments=args.min_instruments,
                         max_instruments=args.max_instruments, clip_seconds=args.clip_seconds)
     return DatasetConfig(n_samples=args.n_samples, instruments=args.instruments,

@@ -67,17 +67,59 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tune-thresholds", type=parse_bool, nargs="?", const=True, default=False,
                    help="tune per-instrument thresholds on the validation split (default: off;"
                         " 0.5 on probabilities otherwise)")
+    g.add_argument("--ema-decay", type=float, default=0.0, metavar="D",
+                   help="validate and keep an exponential moving average of the weights, "
+                        "updated every step with decay D (default: 0 = off)")
     g.add_argument("--train-seed", type=int, default=0,
                    help="seed of weight init and shuffling (default: 0)")
     g.add_argument("--device", default="auto",
                    help="auto (CUDA when available, else CPU), cpu or cuda (default: auto)")
     g.add_argument("--threads", type=int, default=0,
                    help="CPU threads for torch (default: 0 = all cores)")
+    add_spec_augment_options(p)
     g = p.add_argument_group("tracking")
     g.add_argument("--run-name", default=None, help="MLflow run name (default: derived)")
     g.add_argument("--register-model", default=None, metavar="NAME",
                    help="also register the model in the MLflow model registry as NAME")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_spec_augment_options(p: argparse.ArgumentParser) -> None:
+    """Training-time batch augmentation; on by default, 0 turns each part off."""
+    from instrlab.spec_augment import DEFAULT
+
+    g = p.add_argument_group(
+        "training-time augmentation (drawn anew each epoch from --train-seed; 0 turns a part "
+        "off; the defaults make models hold up on soundfonts they never heard)")
+    g.add_argument("--spec-eq-db", type=float, default=DEFAULT.eq_db, metavar="DB",
+                   help=f"random smooth EQ over the mel bins within +-DB "
+                        f"(default: {DEFAULT.eq_db:g})")
+    g.add_argument("--spec-freq-masks", type=int, default=DEFAULT.freq_masks, metavar="N",
+                   help=f"SpecAugment: N frequency bands of up to {DEFAULT.freq_mask_bins} bins "
+                        f"blanked per clip (default: {DEFAULT.freq_masks})")
+    g.add_argument("--spec-time-masks", type=int, default=DEFAULT.time_masks, metavar="N",
+                   help=f"SpecAugment: N time spans of up to {DEFAULT.time_mask_frames} frames "
+                        f"blanked per clip (default: {DEFAULT.time_masks})")
+    g.add_argument("--spec-shift-bins", type=int, default=DEFAULT.shift_bins, metavar="N",
+                   help="move each clip's spectrum by up to +-N mel bins "
+                        f"(default: {DEFAULT.shift_bins})")
+    g.add_argument("--mixup-prob", type=float, default=DEFAULT.mixup_prob, metavar="P",
+                   help="share of clips mixed with another clip of the batch, labels united "
+                        f"(default: {DEFAULT.mixup_prob:g})")
+    g.add_argument("--no-spec-augment", action="store_true",
+                   help="turn every training-time augmentation off (as the seed)")
+
+
+def spec_augment_from_args(args: argparse.Namespace) -> Any:
+    import dataclasses
+
+    from instrlab.spec_augment import DEFAULT, SpecAugmentConfig
+
+    if args.no_spec_augment:
+        return SpecAugmentConfig()
+    return dataclasses.replace(DEFAULT, eq_db=args.spec_eq_db, freq_masks=args.spec_freq_masks,
+                               time_masks=args.spec_time_masks, shift_bins=args.spec_shift_bins,
+                               mixup_prob=args.mixup_prob)
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
@@ -91,7 +133,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
                         weight_decay=args.weight_decay, scheduler=args.scheduler,
                         early_stopping_patience=args.early_stopping, seed=args.train_seed,
                         device=args.device, num_threads=args.threads,
-                        tune_thresholds=args.tune_thresholds)
+                        tune_thresholds=args.tune_thresholds, ema_decay=args.ema_decay,
+                        spec_augment=spec_augment_from_args(args))
     return data, model, train
 
 
@@ -185,7 +228,7 @@ def add_evaluate(sub: Any) -> None:
                                    "run tagged with the training run's id.")
     p.add_argument("model_uri", help="run id, runs:/ or models:/ URI, model directory or "
                                      "registered model name")
-    add_dataset_options(p)
+    add_dataset_options(p, evaluation=True)
     p.add_argument("--eval-soundfont", action="append", default=[], metavar="SOUNDFONT",
                    help="evaluate on the protocol rendered with each of these soundfonts "
                         "(repeatable): one run each, nested under a generalization report")

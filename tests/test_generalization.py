@@ -21,7 +21,8 @@ MUSESCORE = "MuseScore_General.sf3"  # both installed by scripts/setup.sh
 
 
 def test_augmentations_are_deterministic_given_the_seed() -> None:
-    aug = AugmentConfig(gain_db=6, tilt_db=3, reverb_prob=1.0, noise_snr_db=(20.0, 30.0))
+    aug = AugmentConfig(gain_db=6, tilt_db=3, reverb_prob=1.0, noise_snr_db=(20.0, 30.0),
+                        stem_eq_db=6, voicing=1.0, train_only=False)
     cfg = DatasetConfig(n_samples=8, seed=3, augment=aug)
     one, two = SampleRenderer(cfg), SampleRenderer(cfg)
     for index in (0, 5):
@@ -37,8 +38,11 @@ def test_augmentations_are_deterministic_given_the_seed() -> None:
 def test_each_augmentation_changes_the_audio_but_not_the_labels() -> None:
     plain = SampleRenderer(DatasetConfig(n_samples=4, seed=1))
     base, _ = plain.render_audio(plain.score(2))
-    for aug in (AugmentConfig(tilt_db=4), AugmentConfig(reverb_prob=1.0),
-                AugmentConfig(noise_snr_db=(10.0, 10.0))):
+    for aug in (AugmentConfig(tilt_db=4, train_only=False),
+                AugmentConfig(reverb_prob=1.0, train_only=False),
+                AugmentConfig(noise_snr_db=(10.0, 10.0), train_only=False),
+                AugmentConfig(stem_eq_db=6, train_only=False),
+                AugmentConfig(voicing=1.0, train_only=False)):
         r = SampleRenderer(DatasetConfig(n_samples=4, seed=1, augment=aug))
         assert r.score(2) == plain.score(2)
         audio, _ = r.render_audio(r.score(2))
@@ -47,7 +51,8 @@ def test_each_augmentation_changes_the_audio_but_not_the_labels() -> None:
 
 
 def test_gain_augmentation_spreads_stem_gains() -> None:
-    r = SampleRenderer(DatasetConfig(n_samples=40, seed=2, augment=AugmentConfig(gain_db=6)))
+    r = SampleRenderer(DatasetConfig(n_samples=40, seed=2,
+                                     augment=AugmentConfig(gain_db=6, train_only=False)))
     plain = SampleRenderer(DatasetConfig(n_samples=40, seed=2))
     spreads = []
     for i in range(6):
@@ -59,7 +64,31 @@ def test_gain_augmentation_spreads_stem_gains() -> None:
     assert max(spreads) > 1.0
 
 
+def test_only_training_clips_are_augmented_and_prob_picks_a_seeded_share() -> None:
+    from instrlab.dataset import split_indices
+
+    n, seed = 40, 2
+    split = split_indices(n, seed)
+    plain = SampleRenderer(DatasetConfig(n_samples=n, seed=seed))
+    every = SampleRenderer(DatasetConfig(n_samples=n, seed=seed,
+                                         augment=AugmentConfig(stem_eq_db=6)))
+    half = SampleRenderer(DatasetConfig(n_samples=n, seed=seed,
+                                        augment=AugmentConfig(stem_eq_db=6, prob=0.5)))
+    for i in (*split["val"][:2], *split["test"][:2]):
+        assert not every.augments(every.score(int(i)))
+        assert np.array_equal(every.render_audio(every.score(int(i)))[0],
+                              plain.render_audio(plain.score(int(i)))[0])
+    train = [int(i) for i in split["train"]]
+    assert all(every.augments(every.score(i)) for i in train)
+    picked = [half.augments(half.score(i)) for i in train]
+    assert 0.25 < np.mean(picked) < 0.75
+    again = SampleRenderer(half.cfg)
+    assert picked == [again.augments(again.score(i)) for i in train]
+
+
 @pytest.mark.parametrize("bad", [AugmentConfig(gain_db=-1), AugmentConfig(reverb_prob=1.5),
+                                 AugmentConfig(stem_eq_db=-1), AugmentConfig(prob=2.0),
+                                 AugmentConfig(voicing=1.5),
                                  AugmentConfig(reverb_seconds=(2.0, 1.0)),
                                  AugmentConfig(noise_snr_db=(30.0, 10.0))])
 def test_bad_augmentation_is_an_error(bad: AugmentConfig) -> None:

@@ -286,3 +286,21 @@ def test_mix_of_silence_and_extra_gain() -> None:
                                  extra_gain_db=[0.0, 6.0, 0.0])
     assert (levels[0] + gains[0]) + 6 == pytest.approx(levels[1] + gains[1])
     assert gains[2] == 0.0
+
+
+def test_generator_offsets_change_one_stem_only(synth, seed12) -> None:  # noqa: ANN001
+    from instrlab.augment import VOICING_GENERATORS
+
+    lead = seed12.instruments[7]  # square wave: bright, so a closed filter shows clearly
+    notes = [Note(7, 67, 100, 0.1, 1.5)]
+    plain = synth.render_stem(lead, notes, 2.0)
+    fc = VOICING_GENERATORS["filter_fc"][0]
+    dark = synth.render_stem(lead, notes, 2.0, generators={fc: -3600.0})
+    again = synth.render_stem(lead, notes, 2.0)
+
+    def centroid(x: np.ndarray) -> float:
+        mag = np.abs(np.fft.rfft(x))
+        return float((mag * np.arange(len(mag))).sum() / mag.sum())
+
+    assert centroid(dark) < 0.7 * centroid(plain)
+    assert np.array_equal(again, plain)  # the offsets die with the stem's synth

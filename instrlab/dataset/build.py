@@ -28,9 +28,19 @@ from typing import Any
 
 import numpy as np
 
-from instrlab.augment import augment_mix, augment_rng, stem_gains_db
+from instrlab.augment import (
+    AugmentConfig,
+    augment_mix,
+    augment_rng,
+    augments_clip,
+    smooth_eq,
+    stem_eq_curves,
+    stem_gains_db,
+    voicing_offsets,
+)
 from instrlab.dataset.config import DatasetConfig, build_identity, cache_dir, identity_digest
 from instrlab.dataset.stats import compute_stats
+from instrlab.dataset.store import split_indices
 from instrlab.errors import InstrlabError
 from instrlab.features import get_extractor
 from instrlab.instruments import InstrumentSet, get_instrument_set
@@ -73,6 +83,7 @@ class SampleRenderer:
                 check(self.iset.instruments)
         self.extractor = get_extractor(cfg.features, sample_rate=cfg.sample_rate,
                                        clip_seconds=cfg.score.clip_seconds, **cfg.feature_params)
+        self._train: frozenset[int] | None = None
 
     @property
     def synth(self) -> Any:
@@ -97,15 +108,26 @@ class SampleRenderer:
             return [int(i) for i in rng.integers(0, k, len(score.instruments))]
         return [int(rng.integers(0, k))] * len(score.instruments)
 
+    def augments(self, score: Score) -> bool:
+        """Whether this clip is augmented (see :class:`instrlab.augment.AugmentConfig`)."""
+        if self._train is None:
+            train = split_indices(self.cfg.n_samples, self.cfg.seed)["train"]
+            self._train = frozenset(int(i) for i in train)
+        return augments_clip(self.cfg.augment, score.seed, score.index in self._train)
+
     def render_audio(self, score: Score) -> tuple[np.ndarray, dict[str, Any]]:
         """The mix of one score and what went into it (stem levels, gains, soundfonts)."""
         choice = self.soundfont_choice(score)
+        aug = self.cfg.augment if self.augments(score) else AugmentConfig()
+        voicing = voicing_offsets(aug, score.seed, len(score.instruments))
         stems = [
             self.synths[c].render_stem(self.iset.instruments[i], score.notes_of(i),
-                                       score.clip_seconds)
-            for i, c in zip(score.instruments, choice)
+                                       score.clip_seconds, **({"generators": g} if g else {}))
+            for i, c, g in zip(score.instruments, choice, voicing)
         ]
-        aug = self.cfg.augment
+        if aug.stem_eq_db:
+            curves = stem_eq_curves(aug, score.seed, len(stems))
+            stems = [smooth_eq(s, c, self.cfg.sample_rate) for s, c in zip(stems, curves)]
         rng = augment_rng(score.seed)
         audio, levels, gains = mix_stems(stems, self.cfg.mix,
                                          stem_gains_db(aug, rng, len(stems)))

@@ -16,8 +16,13 @@ class SynthBackend(Protocol):
 
     sample_rate: int
 
-    def render_stem(self, instrument: Instrument, notes: list[Note], seconds: float) -> np.ndarray:
-        """A mono float32 array of ``round(seconds * sample_rate)`` samples."""
+    def render_stem(self, instrument: Instrument, notes: list[Note], seconds: float,
+                    generators: dict[int, float] | None = None) -> np.ndarray:
+        """A mono float32 array of ``round(seconds * sample_rate)`` samples.
+
+        ``generators``: SoundFont generator offsets (augmentation ``voicing``); a backend
+        without generators raises :class:`~instrlab.errors.InstrlabError` when given some.
+        """
         ...
 
     def identity(self) -> dict[str, Any]:

@@ -113,6 +113,8 @@ class FluidSynthBackend:
             ("fluid_synth_remove_sfont", ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
             ("fluid_synth_set_interp_method", ctypes.c_int,
              [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]),
+            ("fluid_synth_set_gen", ctypes.c_int,
+             [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_float]),
             ("fluid_set_log_function", ctypes.c_void_p,
              [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]),
         ):
@@ -207,8 +209,13 @@ class FluidSynthBackend:
         if self._write(self._synth.synth, n, lp, 0, 1, rp, 0, 1) != 0:
             raise InstrlabError("FluidSynth failed to render audio")
 
-    def render_stem(self, instrument: Instrument, notes: list[Note], seconds: float) -> np.ndarray:
-        """Render ``notes`` of one instrument; returns mono float32 of ``seconds`` length."""
+    def render_stem(self, instrument: Instrument, notes: list[Note], seconds: float,
+                    generators: dict[int, float] | None = None) -> np.ndarray:
+        """Render ``notes`` of one instrument; returns mono float32 of ``seconds`` length.
+
+        ``generators`` maps SoundFont generator ids to offsets added to the preset's values
+        (as NRPN would), e.g. from :func:`instrlab.augment.voicing_offsets`.
+        """
         n = int(round(seconds * self.sample_rate))
         total = -(-n // BLOCK) * BLOCK
         left = np.zeros(total, np.float32)
@@ -218,6 +225,9 @@ class FluidSynthBackend:
         # tails), so this is what makes a stem independent of everything rendered before.
         self._new_synth()
         self._select(instrument)
+        for gen, value in (generators or {}).items():
+            if self._lib.fluid_synth_set_gen(self._synth.synth, CHANNEL, int(gen), value) != 0:
+                raise InstrlabError(f"FluidSynth rejected generator {gen} = {value}")
         events: list[tuple[int, int, int, int]] = []
         for note in notes:
             on = int(round(note.start * self.sample_rate))
