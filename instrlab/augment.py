@@ -19,6 +19,7 @@ STREAM = 0xA06  # random stream of augmentations, apart from the score's
 STEM_EQ_STREAM = 0xE0  # stem EQ draws: adding them leaves the older options' draws alone
 CHOICE_STREAM = 0xC1  # whether a clip is augmented at all (``prob``)
 VOICING_STREAM = 0x70  # SoundFont generator offsets per stem
+TRANSPOSE_STREAM = 0x7A  # semitone shifts per stem
 
 # SoundFont 2.01 generators (section 8.1.3) varied by ``voicing``, with the range of the
 # offset FluidSynth adds to the preset's own value at voicing = 1: (id, low, high, unit).
@@ -57,6 +58,9 @@ class AugmentConfig:
     """Vary each instrument's SoundFont voicing (envelope times, filter cutoff and
     resonance, vibrato) by this share (0..1) of :data:`VOICING_GENERATORS`' ranges: another
     soundfont's take on the same preset. Needs a synth that takes generator offsets."""
+    transpose: int = 0
+    """Move each instrument's notes by up to +-transpose semitones (one draw per
+    instrument), so other sample zones of the soundfont sound: more takes on its timbre."""
     prob: float = 1.0
     """Share of (training) clips augmented; the others are rendered clean."""
     train_only: bool = True
@@ -77,6 +81,8 @@ class AugmentConfig:
             )
         if not 0 <= self.voicing <= 1:
             raise InstrlabError(f"augment voicing must be in 0..1, got {self.voicing}")
+        if not 0 <= self.transpose <= 24:
+            raise InstrlabError(f"augment transpose must be in 0..24, got {self.transpose}")
         if not 0 <= self.prob <= 1:
             raise InstrlabError(f"augment prob must be in 0..1, got {self.prob}")
         if not 0 <= self.stem_eq_db <= 40:
@@ -95,7 +101,7 @@ class AugmentConfig:
     @property
     def active(self) -> bool:
         return bool(self.gain_db or self.tilt_db or self.reverb_prob or self.noise_snr_db
-                    or self.stem_eq_db or self.voicing)
+                    or self.stem_eq_db or self.voicing or self.transpose)
 
 
 def augments_clip(cfg: AugmentConfig, sample_seed: int, in_train_split: bool) -> bool:
@@ -125,6 +131,14 @@ def stem_eq_curves(cfg: AugmentConfig, sample_seed: int, n_stems: int) -> np.nda
         return np.zeros((n_stems, cfg.stem_eq_knots))
     rng = np.random.default_rng(np.random.SeedSequence([sample_seed, STREAM, STEM_EQ_STREAM]))
     return rng.uniform(-cfg.stem_eq_db, cfg.stem_eq_db, (n_stems, cfg.stem_eq_knots))
+
+
+def transpositions(cfg: AugmentConfig, sample_seed: int, n_stems: int) -> list[int]:
+    """Semitones each stem's notes move by; zeros when ``transpose`` is off."""
+    if not cfg.transpose:
+        return [0] * n_stems
+    rng = np.random.default_rng(np.random.SeedSequence([sample_seed, STREAM, TRANSPOSE_STREAM]))
+    return [int(k) for k in rng.integers(-cfg.transpose, cfg.transpose + 1, n_stems)]
 
 
 def voicing_offsets(cfg: AugmentConfig, sample_seed: int, n_stems: int

@@ -76,6 +76,9 @@ def add_augment_options(p: argparse.ArgumentParser, d: AugmentConfig) -> None:
                    help="vary each instrument's SoundFont envelope, filter and vibrato by S "
                         "(0..1) of their ranges: another soundfont's take on the preset "
                         f"(default: {d.voicing:g})")
+    a.add_argument("--augment-transpose", type=int, default=d.transpose, metavar="N",
+                   help="move each instrument's notes by up to +-N semitones, so other sample "
+                        f"zones of the soundfont sound (default: {d.transpose})")
     a.add_argument("--augment-tilt-db", type=float, default=d.tilt_db, metavar="DB",
                    help=f"random spectral tilt of up to +-DB per octave (default: {d.tilt_db:g})")
     a.add_argument("--augment-reverb-prob", type=float, default=d.reverb_prob, metavar="P",
@@ -105,6 +108,7 @@ def dataset_config_from_args(args: argparse.Namespace):  # noqa: ANN201
                             noise_snr_db=tuple(args.augment_noise_snr)
                             if args.augment_noise_snr else None,
                             stem_eq_db=args.augment_stem_eq_db, voicing=args.augment_voicing,
+                            transpose=args.augment_transpose,
                             prob=args.augment_prob, train_only=not args.augment_all_splits)
     score = ScoreConfig(min_instruments=args.min_instruments,
                         max_instruments=args.max_instruments, clip_seconds=args.clip_seconds)

@@ -17,6 +17,7 @@ flushed before its manifest file is written, and a rerun skips chunks that have 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -36,6 +37,7 @@ from instrlab.augment import (
     smooth_eq,
     stem_eq_curves,
     stem_gains_db,
+    transpositions,
     voicing_offsets,
 )
 from instrlab.dataset.config import DatasetConfig, build_identity, cache_dir, identity_digest
@@ -45,7 +47,7 @@ from instrlab.errors import InstrlabError
 from instrlab.features import get_extractor
 from instrlab.instruments import InstrumentSet, get_instrument_set
 from instrlab.mixing import mix_stems, normalize_peak
-from instrlab.scores import Score, generate_score, score_to_midi
+from instrlab.scores import Note, Score, generate_score, score_to_midi
 from instrlab.synth import get_synth
 
 CHUNK = 32
@@ -120,10 +122,11 @@ class SampleRenderer:
         choice = self.soundfont_choice(score)
         aug = self.cfg.augment if self.augments(score) else AugmentConfig()
         voicing = voicing_offsets(aug, score.seed, len(score.instruments))
+        shifts = transpositions(aug, score.seed, len(score.instruments))
         stems = [
-            self.synths[c].render_stem(self.iset.instruments[i], score.notes_of(i),
+            self.synths[c].render_stem(self.iset.instruments[i], transposed(score.notes_of(i), k),
                                        score.clip_seconds, **({"generators": g} if g else {}))
-            for i, c, g in zip(score.instruments, choice, voicing)
+            for i, c, g, k in zip(score.instruments, choice, voicing, shifts)
         ]
         if aug.stem_eq_db:
             curves = stem_eq_curves(aug, score.seed, len(stems))
@@ -135,6 +138,8 @@ class SampleRenderer:
                                 "stem_gain_db": [round(v, 3) for v in gains]}
         if len(self.synths) > 1:
             info["soundfonts"] = [self.synths[c].identity().get("soundfont", c) for c in choice]
+        if any(shifts):
+            info["transpose"] = shifts
         if aug.active:
             audio, drawn = augment_mix(audio, aug, rng, self.cfg.sample_rate)
             audio = normalize_peak(audio, self.cfg.mix.peak_db)
@@ -157,6 +162,13 @@ class SampleRenderer:
         }
         feats = self.extractor(audio).astype(np.float16)
         return SampleResult(index, feats, labels, record, audio if keep_audio else None)
+
+
+def transposed(notes: list[Note], semitones: int) -> list[Note]:
+    """``notes`` moved by ``semitones``, kept inside MIDI's 0..127."""
+    if not semitones:
+        return notes
+    return [dataclasses.replace(n, pitch=min(127, max(0, n.pitch + semitones))) for n in notes]
 
 
 _worker: dict[str, SampleRenderer] = {}
