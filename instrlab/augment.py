@@ -22,7 +22,7 @@ VOICING_STREAM = 0x70  # SoundFont generator offsets per stem
 TRANSPOSE_STREAM = 0x7A  # semitone shifts per stem
 
 # SoundFont 2.01 generators (section 8.1.3) varied by ``voicing``, with the range of the
-# offset FluidSynth adds to the preset's own value at voicing = 1: (id, low, high, unit).
+# offset FluidSynth adds to the preset's own value at voicing = 1: (id, low, high).
 VOICING_GENERATORS = {
     "vib_lfo_to_pitch": (6, 0.0, 25.0),  # cents of vibrato
     "filter_fc": (8, -3600.0, 0.0),  # cents: up to three octaves darker
@@ -203,7 +203,8 @@ def augment_mix(audio: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
     return out.astype(np.float32), drawn
 
 
-DEFAULT = AugmentConfig(gain_db=6.0, stem_eq_db=10.0, voicing=1.0, prob=0.5)
+DEFAULT = AugmentConfig(gain_db=6.0, stem_eq_db=10.0, prob=0.5)
 """What ``instrlab main``/``train``/``generate`` use unless told otherwise (``evaluate``
-renders clean clips): half the training clips get per-instrument gain, EQ and voicing,
-measured to lift macro F1 on an unseen soundfont while validation and test stay clean."""
+renders clean clips): half the training clips get per-instrument gain and EQ. Picked by
+measurement on MuseScore_General (README, "Generalization"); voicing and transposition
+did not help there and stay off."""
