@@ -22,7 +22,8 @@ MUSESCORE = "MuseScore_General.sf3"  # both installed by scripts/setup.sh
 
 def test_augmentations_are_deterministic_given_the_seed() -> None:
     aug = AugmentConfig(gain_db=6, tilt_db=3, reverb_prob=1.0, noise_snr_db=(20.0, 30.0),
-                        stem_eq_db=6, voicing=1.0, transpose=5, train_only=False)
+                        stem_eq_db=6, stem_tilt_db=3, voicing=1.0, transpose=5,
+                        train_only=False)
     cfg = DatasetConfig(n_samples=8, seed=3, augment=aug)
     one, two = SampleRenderer(cfg), SampleRenderer(cfg)
     for index in (0, 5):
@@ -43,7 +44,8 @@ def test_each_augmentation_changes_the_audio_but_not_the_labels() -> None:
                 AugmentConfig(noise_snr_db=(10.0, 10.0), train_only=False),
                 AugmentConfig(stem_eq_db=6, train_only=False),
                 AugmentConfig(voicing=1.0, train_only=False),
-                AugmentConfig(transpose=5, train_only=False)):
+                AugmentConfig(transpose=5, train_only=False),
+                AugmentConfig(stem_tilt_db=3, train_only=False)):
         r = SampleRenderer(DatasetConfig(n_samples=4, seed=1, augment=aug))
         assert r.score(2) == plain.score(2)
         audio, _ = r.render_audio(r.score(2))
@@ -90,6 +92,7 @@ def test_only_training_clips_are_augmented_and_prob_picks_a_seeded_share() -> No
 @pytest.mark.parametrize("bad", [AugmentConfig(gain_db=-1), AugmentConfig(reverb_prob=1.5),
                                  AugmentConfig(stem_eq_db=-1), AugmentConfig(prob=2.0),
                                  AugmentConfig(voicing=1.5), AugmentConfig(transpose=30),
+                                 AugmentConfig(stem_tilt_db=20),
                                  AugmentConfig(reverb_seconds=(2.0, 1.0)),
                                  AugmentConfig(noise_snr_db=(30.0, 10.0))])
 def test_bad_augmentation_is_an_error(bad: AugmentConfig) -> None:

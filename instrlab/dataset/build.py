@@ -128,7 +128,7 @@ class SampleRenderer:
                                        score.clip_seconds, **({"generators": g} if g else {}))
             for i, c, g, k in zip(score.instruments, choice, voicing, shifts)
         ]
-        if aug.stem_eq_db:
+        if aug.stem_eq_db or aug.stem_tilt_db:
             curves = stem_eq_curves(aug, score.seed, len(stems))
             stems = [smooth_eq(s, c, self.cfg.sample_rate) for s, c in zip(stems, curves)]
         rng = augment_rng(score.seed)
