@@ -172,6 +172,17 @@ def test_cross_source_evaluation_links_runs(tmp_path: Path, monkeypatch: pytest.
         (["--augment-gain-db", "-1"], "augment gain_db must be in 0..40"),
         (["--augment-reverb-prob", "1.5"], "augment reverb_prob must be in 0..1"),
         (["--augment-noise-snr", "40", "10"], "augment noise_snr_db must satisfy"),
+        (["--augment-stem-eq-db", "50"], "augment stem_eq_db must be in 0..40"),
+        (["--augment-stem-tilt-db", "-2"], "augment stem_tilt_db must be in 0..12"),
+        (["--augment-voicing", "2"], "augment voicing must be in 0..1"),
+        (["--augment-transpose", "30"], "augment transpose must be in 0..24"),
+        (["--augment-prob", "1.2"], "augment prob must be in 0..1"),
+        (["train", "--spec-eq-db", "-3"], "spec augment: eq_db = -3.0 must be in 0..40"),
+        (["train", "--spec-freq-masks", "20"], "spec augment: freq_masks = 20 must be in"),
+        (["train", "--spec-time-masks", "-1"], "spec augment: time_masks = -1 must be in"),
+        (["train", "--spec-shift-bins", "99"], "spec augment: shift_bins = 99 must be in"),
+        (["train", "--mixup-prob", "2"], "spec augment: mixup_prob = 2.0 must be in 0..1"),
+        (["train", "--ema-decay", "1"], "ema_decay = 1.0 must be in [0, 1)"),
     ],
 )
 def test_bad_robustness_options_are_one_line_errors(tmp_path: Path, args: list[str],
@@ -180,11 +191,38 @@ def test_bad_robustness_options_are_one_line_errors(tmp_path: Path, args: list[s
     import subprocess
     import sys
 
-    env = {**os.environ, "INSTRLAB_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, "-m", "instrlab.cli", "generate", "--n-samples",
-                           "4", "--out", str(tmp_path / "ds"), *args], capture_output=True,
+    command, args = (args[0], args[1:]) if args[0] == "train" else ("generate", args)
+    out = ["--out", str(tmp_path / "ds")] if command == "generate" else []
+    env = {**os.environ, "INSTRLAB_CACHE": str(tmp_path / "cache"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    proc = subprocess.run([sys.executable, "-m", "instrlab.cli", command, "--n-samples",
+                           "4", *out, *args], capture_output=True,
                           text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("instrlab: error:")]
     assert len(errors) == 1 and message in errors[0], proc.stderr
-    assert not (tmp_path / "ds").exists()
+    assert not (tmp_path / "ds").exists() and not (tmp_path / "cache").exists()
+
+
+def test_voicing_needs_a_synth_that_takes_generators(isolated: Path) -> None:
+    from instrlab.registry import synths
+    from instrlab.synth import FluidSynthBackend
+
+    class NoGenerators:
+        """A backend whose render_stem has no ``generators`` parameter."""
+
+        def __init__(self, **params: object) -> None:
+            self.inner = FluidSynthBackend(**params)  # type: ignore[arg-type]
+            self.sample_rate = self.inner.sample_rate
+
+        def render_stem(self, instrument, notes, seconds):  # noqa: ANN001, ANN201
+            return self.inner.render_stem(instrument, notes, seconds)
+
+        def identity(self) -> dict:
+            return {**self.inner.identity(), "backend": "no_generators"}
+
+    synths.register("no_generators", NoGenerators)
+    SampleRenderer(DatasetConfig(n_samples=4, synth="no_generators"))  # fine without voicing
+    with pytest.raises(InstrlabError, match="cannot vary the voicing.*--augment-voicing 0"):
+        SampleRenderer(DatasetConfig(n_samples=4, synth="no_generators",
+                                     augment=AugmentConfig(voicing=0.5)))

@@ -18,6 +18,7 @@ flushed before its manifest file is written, and a rerun skips chunks that have 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import multiprocessing as mp
 import os
@@ -80,6 +81,11 @@ class SampleRenderer:
             for sf in (cfg.soundfont, *cfg.extra_soundfonts)
         ]
         for synth in self.synths:
+            if cfg.augment.voicing and not takes_generators(synth):
+                raise InstrlabError(
+                    f"synth {cfg.synth!r} cannot vary the voicing (its render_stem takes no "
+                    "generators); set --augment-voicing 0 or use the fluidsynth synth"
+                )
             check = getattr(synth, "check_instruments", None)
             if check is not None:  # a preset missing from a soundfont fails before any file
                 check(self.iset.instruments)
@@ -162,6 +168,11 @@ class SampleRenderer:
         }
         feats = self.extractor(audio).astype(np.float16)
         return SampleResult(index, feats, labels, record, audio if keep_audio else None)
+
+
+def takes_generators(synth: Any) -> bool:
+    """Whether a synth backend's ``render_stem`` accepts SoundFont generator offsets."""
+    return "generators" in inspect.signature(synth.render_stem).parameters
 
 
 def transposed(notes: list[Note], semitones: int) -> list[Note]:
