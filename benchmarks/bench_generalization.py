@@ -7,6 +7,10 @@ Prints one table: wall time of main, test macro F1, and macro F1 per soundfont.
 
     python benchmarks/bench_generalization.py                      # default vs. plain
     python benchmarks/bench_generalization.py --variants default   # just the default
+    python benchmarks/bench_generalization.py --variants default --train-seeds 0 1 2
+
+With several training seeds the dataset is rendered once (shared cache); the rows show
+how much the figures move with the seed alone, and a last row their mean.
 """
 
 from __future__ import annotations
@@ -69,24 +73,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="clips per evaluation soundfont (default: 2000)")
     p.add_argument("--soundfont", action="append", default=None,
                    help=f"evaluation soundfont, repeatable (default: {', '.join(SOUNDFONTS)})")
+    p.add_argument("--train-seeds", type=int, nargs="+", default=[0], metavar="N",
+                   help="train each variant once per seed (default: 0)")
     p.add_argument("--keep", default=None, metavar="DIR",
                    help="keep the MLflow store and caches in DIR (default: a temporary one)")
     args = p.parse_args(argv)
     soundfonts = args.soundfont or SOUNDFONTS
-    rows = {}
+    rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="instrlab-bench-gen-") as tmp:
         root = Path(args.keep or tmp)
         root.mkdir(parents=True, exist_ok=True)
         for name in args.variants:
-            rows[name] = run_variant(name, VARIANTS[name], args.n_samples, args.n_eval,
-                                     soundfonts, root)
-    header = ["variant", "main wall (s)", "test macro F1", *soundfonts]
-    print(" | ".join(header))
-    for name, row in rows.items():
-        print(" | ".join([name, f"{row['main_s']:.0f}", f"{row['test']:.4f}",
-                          *(f"{row[sf]:.4f}" for sf in soundfonts)]))
-    if "default" in rows and "plain" in rows:
-        print(f"robustness cost: {rows['default']['main_s'] / rows['plain']['main_s']:.2f}x "
+            for seed in args.train_seeds:
+                label = name if len(args.train_seeds) == 1 else f"{name} seed {seed}"
+                rows[label] = run_variant(label, [*VARIANTS[name], "--train-seed", str(seed)],
+                                          args.n_samples, args.n_eval, soundfonts, root)
+    columns = ["main_s", "test", *soundfonts]
+    if len(args.train_seeds) > 1:
+        for name in args.variants:
+            group = [row for label, row in rows.items() if label.startswith(f"{name} seed ")]
+            rows[f"{name} mean"] = {k: sum(r[k] for r in group) / len(group) for k in columns}
+    print(" | ".join(["variant", "main wall (s)", "test macro F1", *soundfonts]))
+    for label, row in rows.items():
+        print(" | ".join([label, f"{row['main_s']:.0f}",
+                          *(f"{row[k]:.4f}" for k in columns[1:])]))
+    first = {name: next(row for label, row in rows.items() if label.startswith(name))
+             for name in args.variants}
+    if "default" in first and "plain" in first:
+        print(f"robustness cost: {first['default']['main_s'] / first['plain']['main_s']:.2f}x "
               "the plain pipeline's wall time")
     return 0
 
