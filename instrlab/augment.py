@@ -22,6 +22,7 @@ CHOICE_STREAM = 0xC1  # whether a clip is augmented at all (``prob``)
 VOICING_STREAM = 0x70  # SoundFont generator offsets per stem
 TRANSPOSE_STREAM = 0x7A  # semitone shifts per stem
 STEM_TILT_STREAM = 0x71  # spectral tilt per stem
+FORMANT_STREAM = 0x74  # formant (sample-body) shift per stem
 
 # SoundFont 2.01 generators (section 8.1.3) varied by ``voicing``, with the range of the
 # offset FluidSynth adds to the preset's own value at voicing = 1: (id, low, high).
@@ -60,6 +61,11 @@ class AugmentConfig:
     """Each instrument is also tilted by U(-stem_tilt_db, +stem_tilt_db) dB per octave
     around 1 kHz: a darker or brighter recording (another soundfont's piano may sit an
     octave lower in spectral centroid)."""
+    formant_shift: int = 0
+    """Render each instrument up to +-formant_shift semitones off pitch and resample its
+    stem back to the written pitch: the sample's spectral envelope and its attack and decay
+    times move with it, as from a larger or smaller instrument (vocal tract length
+    perturbation, for instruments)."""
     voicing: float = 0.0
     """Vary each instrument's SoundFont voicing (envelope times, filter cutoff and
     resonance, vibrato) by this share (0..1) of :data:`VOICING_GENERATORS`' ranges: another
@@ -89,6 +95,10 @@ class AugmentConfig:
             raise InstrlabError(f"augment voicing must be in 0..1, got {self.voicing}")
         if not 0 <= self.transpose <= 24:
             raise InstrlabError(f"augment transpose must be in 0..24, got {self.transpose}")
+        if not 0 <= self.formant_shift <= 12:
+            raise InstrlabError(
+                f"augment formant_shift must be in 0..12, got {self.formant_shift}"
+            )
         if not 0 <= self.prob <= 1:
             raise InstrlabError(f"augment prob must be in 0..1, got {self.prob}")
         if not 0 <= self.stem_eq_db <= 40:
@@ -109,9 +119,15 @@ class AugmentConfig:
                 )
 
     @property
+    def shapes_stems(self) -> bool:
+        """Whether each stem gets its own EQ curve (:func:`stem_eq_curves`)."""
+        return bool(self.stem_eq_db or self.stem_tilt_db)
+
+    @property
     def active(self) -> bool:
         return bool(self.gain_db or self.tilt_db or self.reverb_prob or self.noise_snr_db
-                    or self.stem_eq_db or self.stem_tilt_db or self.voicing or self.transpose)
+                    or self.shapes_stems or self.voicing or self.transpose
+                    or self.formant_shift)
 
 
 def augments_clip(cfg: AugmentConfig, sample_seed: int, in_train_split: bool) -> bool:
@@ -162,6 +178,14 @@ def transpositions(cfg: AugmentConfig, sample_seed: int, n_stems: int) -> list[i
         return [0] * n_stems
     rng = np.random.default_rng(np.random.SeedSequence([sample_seed, STREAM, TRANSPOSE_STREAM]))
     return [int(k) for k in rng.integers(-cfg.transpose, cfg.transpose + 1, n_stems)]
+
+
+def formant_shifts(cfg: AugmentConfig, sample_seed: int, n_stems: int) -> list[int]:
+    """Semitones each stem is rendered off pitch and resampled back; zeros when off."""
+    if not cfg.formant_shift:
+        return [0] * n_stems
+    rng = np.random.default_rng(np.random.SeedSequence([sample_seed, STREAM, FORMANT_STREAM]))
+    return [int(k) for k in rng.integers(-cfg.formant_shift, cfg.formant_shift + 1, n_stems)]
 
 
 def voicing_offsets(cfg: AugmentConfig, sample_seed: int, n_stems: int
@@ -234,5 +258,5 @@ def augment_mix(audio: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
 DEFAULT = AugmentConfig(gain_db=6.0, stem_eq_db=10.0, stem_tilt_db=3.0, prob=0.8)
 """What ``instrlab main``/``train``/``generate`` use unless told otherwise (``evaluate``
 renders clean clips): 80 % of the training clips get per-instrument gain, EQ and tilt. Picked by
-measurement on MuseScore_General (README, "Generalization"); voicing and transposition
-did not help there and stay off."""
+measurement on MuseScore_General (README, "Generalization"); voicing, transposition and
+formant shift did not help there and stay off."""

@@ -70,11 +70,18 @@ def add_augment_options(p: argparse.ArgumentParser, d: AugmentConfig) -> None:
                    help=f"move each instrument's level by up to +-DB before mixing "
                         f"(default: {d.gain_db:g})")
     a.add_argument("--augment-stem-eq-db", type=float, default=d.stem_eq_db, metavar="DB",
-                   help="give each instrument its own smooth random EQ within +-DB (8 points,"
-                        f" 50 Hz..16 kHz): another recording of it (default: {d.stem_eq_db:g})")
+                   help="give each instrument its own smooth random EQ within +-DB "
+                        "(--augment-stem-eq-knots points, 50 Hz..16 kHz): another recording of "
+                        f"it (default: {d.stem_eq_db:g})")
+    a.add_argument("--augment-stem-eq-knots", type=int, default=d.stem_eq_knots, metavar="N",
+                   help="control points of the stem EQ and tilt; more points, finer "
+                        f"curves (default: {d.stem_eq_knots})")
     a.add_argument("--augment-stem-tilt-db", type=float, default=d.stem_tilt_db, metavar="DB",
                    help="tilt each instrument by up to +-DB per octave around 1 kHz: darker "
                         f"or brighter recordings (default: {d.stem_tilt_db:g})")
+    a.add_argument("--augment-formant-shift", type=int, default=d.formant_shift, metavar="N",
+                   help="render each instrument up to +-N semitones off pitch and resample it "
+                        f"back: a larger or smaller body (default: {d.formant_shift})")
     a.add_argument("--augment-voicing", type=float, default=d.voicing, metavar="S",
                    help="vary each instrument's SoundFont envelope, filter and vibrato by S "
                         "(0..1) of their ranges: another soundfont's take on the preset "
@@ -110,9 +117,11 @@ def dataset_config_from_args(args: argparse.Namespace):  # noqa: ANN201
                             reverb_prob=args.augment_reverb_prob,
                             noise_snr_db=tuple(args.augment_noise_snr)
                             if args.augment_noise_snr else None,
-                            stem_eq_db=args.augment_stem_eq_db, voicing=args.augment_voicing,
+                            stem_eq_db=args.augment_stem_eq_db,
+                            stem_eq_knots=args.augment_stem_eq_knots, voicing=args.augment_voicing,
                             transpose=args.augment_transpose,
                             stem_tilt_db=args.augment_stem_tilt_db,
+                            formant_shift=args.augment_formant_shift,
                             prob=args.augment_prob, train_only=not args.augment_all_splits)
     score = ScoreConfig(min_instruments=args.min_instruments,
                         max_instruments=args.max_instruments, clip_seconds=args.clip_seconds)

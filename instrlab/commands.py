@@ -94,8 +94,11 @@ def add_spec_augment_options(p: argparse.ArgumentParser) -> None:
         "training-time augmentation (drawn anew each epoch from --train-seed; 0 turns a part "
         "off; the defaults make models hold up on soundfonts they never heard)")
     g.add_argument("--spec-eq-db", type=float, default=DEFAULT.eq_db, metavar="DB",
-                   help=f"random smooth EQ over the mel bins within +-DB "
+                   help=f"random EQ over the mel bins within +-DB "
                         f"(default: {DEFAULT.eq_db:g})")
+    g.add_argument("--spec-eq-knots", type=int, default=DEFAULT.eq_knots, metavar="N",
+                   help="control points of that EQ curve over the mel bins; more points move "
+                        f"neighbouring partials independently (default: {DEFAULT.eq_knots})")
     g.add_argument("--spec-freq-masks", type=int, default=DEFAULT.freq_masks, metavar="N",
                    help=f"SpecAugment: N frequency bands of up to {DEFAULT.freq_mask_bins} bins "
                         f"blanked per clip (default: {DEFAULT.freq_masks})")
@@ -119,7 +122,8 @@ def spec_augment_from_args(args: argparse.Namespace) -> Any:
 
     if args.no_spec_augment:
         return SpecAugmentConfig()
-    return dataclasses.replace(DEFAULT, eq_db=args.spec_eq_db, freq_masks=args.spec_freq_masks,
+    return dataclasses.replace(DEFAULT, eq_db=args.spec_eq_db, eq_knots=args.spec_eq_knots,
+                               freq_masks=args.spec_freq_masks,
                                time_masks=args.spec_time_masks, shift_bins=args.spec_shift_bins,
                                mixup_prob=args.mixup_prob)
 

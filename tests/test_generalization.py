@@ -23,7 +23,7 @@ MUSESCORE = "MuseScore_General.sf3"  # both installed by scripts/setup.sh
 def test_augmentations_are_deterministic_given_the_seed() -> None:
     aug = AugmentConfig(gain_db=6, tilt_db=3, reverb_prob=1.0, noise_snr_db=(20.0, 30.0),
                         stem_eq_db=6, stem_tilt_db=3, voicing=1.0, transpose=5,
-                        train_only=False)
+                        formant_shift=3, train_only=False)
     cfg = DatasetConfig(n_samples=8, seed=3, augment=aug)
     one, two = SampleRenderer(cfg), SampleRenderer(cfg)
     for index in (0, 5):
@@ -45,12 +45,33 @@ def test_each_augmentation_changes_the_audio_but_not_the_labels() -> None:
                 AugmentConfig(stem_eq_db=6, train_only=False),
                 AugmentConfig(voicing=1.0, train_only=False),
                 AugmentConfig(transpose=5, train_only=False),
-                AugmentConfig(stem_tilt_db=3, train_only=False)):
+                AugmentConfig(stem_tilt_db=3, train_only=False),
+                AugmentConfig(formant_shift=3, train_only=False)):
         r = SampleRenderer(DatasetConfig(n_samples=4, seed=1, augment=aug))
         assert r.score(2) == plain.score(2)
         audio, _ = r.render_audio(r.score(2))
         assert audio.shape == base.shape and not np.array_equal(audio, base)
         assert abs(np.abs(audio).max() - 10 ** (-1 / 20)) < 1e-4  # the mix's peak target
+
+
+def test_formant_shift_keeps_the_written_pitch_and_timing() -> None:
+    from instrlab.dataset.build import render_shifted
+    from instrlab.instruments import seed12
+    from instrlab.scores import Note
+    from instrlab.synth import get_synth
+
+    synth, piano = get_synth("fluidsynth"), seed12().instruments[0]
+    notes = [Note(0, 69, 90, 0.5, 1.5)]
+    plain = render_shifted(synth, piano, notes, 2.0, 0, 44100)
+    for k in (-3, 3):
+        audio = render_shifted(synth, piano, notes, 2.0, k, 44100)
+        assert audio.shape == plain.shape == (88200,) and audio.dtype == np.float32
+        assert abs(np.argmax(np.abs(audio) > 1e-3) / 44100 - 0.5) < 0.005  # onset kept
+        seg = audio[int(0.6 * 44100):int(1.4 * 44100)]
+        spectrum = np.abs(np.fft.rfft(seg * np.hanning(len(seg))))
+        peak_hz = np.fft.rfftfreq(len(seg), 1 / 44100)[np.argmax(spectrum)]
+        assert abs(peak_hz - 440.0) < 3  # A4 still sounds as A4
+        assert not np.allclose(audio, plain, atol=1e-3)  # but from another sample's body
 
 
 def test_gain_augmentation_spreads_stem_gains() -> None:
@@ -93,6 +114,7 @@ def test_only_training_clips_are_augmented_and_prob_picks_a_seeded_share() -> No
                                  AugmentConfig(stem_eq_db=-1), AugmentConfig(prob=2.0),
                                  AugmentConfig(voicing=1.5), AugmentConfig(transpose=30),
                                  AugmentConfig(stem_tilt_db=20),
+                                 AugmentConfig(formant_shift=13),
                                  AugmentConfig(reverb_seconds=(2.0, 1.0)),
                                  AugmentConfig(noise_snr_db=(30.0, 10.0))])
 def test_bad_augmentation_is_an_error(bad: AugmentConfig) -> None:
@@ -174,6 +196,9 @@ def test_cross_source_evaluation_links_runs(tmp_path: Path, monkeypatch: pytest.
         (["--augment-noise-snr", "40", "10"], "augment noise_snr_db must satisfy"),
         (["--augment-stem-eq-db", "50"], "augment stem_eq_db must be in 0..40"),
         (["--augment-stem-tilt-db", "-2"], "augment stem_tilt_db must be in 0..12"),
+        (["--augment-formant-shift", "13"], "augment formant_shift must be in 0..12"),
+        (["--augment-stem-eq-knots", "1"], "augment stem_eq_knots must be in 2..64"),
+        (["train", "--spec-eq-knots", "1"], "spec augment: eq_knots = 1 must be in 2..64"),
         (["--augment-voicing", "2"], "augment voicing must be in 0..1"),
         (["--augment-transpose", "30"], "augment transpose must be in 0..24"),
         (["--augment-prob", "1.2"], "augment prob must be in 0..1"),

@@ -25,16 +25,19 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.signal import resample_poly
 
 from instrlab.augment import (
     AugmentConfig,
     augment_mix,
     augment_rng,
     augments_clip,
+    formant_shifts,
     smooth_eq,
     stem_eq_curves,
     stem_gains_db,
@@ -46,6 +49,7 @@ from instrlab.dataset.stats import compute_stats
 from instrlab.dataset.store import split_indices
 from instrlab.errors import InstrlabError
 from instrlab.features import get_extractor
+from instrlab.features.base import fit_length
 from instrlab.instruments import InstrumentSet, get_instrument_set
 from instrlab.mixing import mix_stems, normalize_peak
 from instrlab.scores import Note, Score, generate_score, score_to_midi
@@ -129,12 +133,14 @@ class SampleRenderer:
         aug = self.cfg.augment if self.augments(score) else AugmentConfig()
         voicing = voicing_offsets(aug, score.seed, len(score.instruments))
         shifts = transpositions(aug, score.seed, len(score.instruments))
+        formants = formant_shifts(aug, score.seed, len(score.instruments))
         stems = [
-            self.synths[c].render_stem(self.iset.instruments[i], transposed(score.notes_of(i), k),
-                                       score.clip_seconds, **({"generators": g} if g else {}))
-            for i, c, g, k in zip(score.instruments, choice, voicing, shifts)
+            render_shifted(self.synths[c], self.iset.instruments[i],
+                           transposed(score.notes_of(i), k), score.clip_seconds, f,
+                           self.cfg.sample_rate, **({"generators": g} if g else {}))
+            for i, c, g, k, f in zip(score.instruments, choice, voicing, shifts, formants)
         ]
-        if aug.stem_eq_db or aug.stem_tilt_db:
+        if aug.shapes_stems:
             curves = stem_eq_curves(aug, score.seed, len(stems))
             stems = [smooth_eq(s, c, self.cfg.sample_rate) for s, c in zip(stems, curves)]
         rng = augment_rng(score.seed)
@@ -146,6 +152,8 @@ class SampleRenderer:
             info["soundfonts"] = [self.synths[c].identity().get("soundfont", c) for c in choice]
         if any(shifts):
             info["transpose"] = shifts
+        if any(formants):
+            info["formant_shift"] = formants
         if aug.active:
             audio, drawn = augment_mix(audio, aug, rng, self.cfg.sample_rate)
             audio = normalize_peak(audio, self.cfg.mix.peak_db)
@@ -173,6 +181,22 @@ class SampleRenderer:
 def takes_generators(synth: Any) -> bool:
     """Whether a synth backend's ``render_stem`` accepts SoundFont generator offsets."""
     return "generators" in inspect.signature(synth.render_stem).parameters
+
+
+def render_shifted(synth: Any, instrument: Any, notes: list[Note], seconds: float,
+                   semitones: int, sample_rate: int, **kwargs: Any) -> np.ndarray:
+    """A stem rendered ``semitones`` off pitch (times stretched to match) and resampled
+    back to the written pitch and length: see ``AugmentConfig.formant_shift``."""
+    if not semitones:
+        return synth.render_stem(instrument, notes, seconds, **kwargs)
+    ratio = Fraction(2 ** (semitones / 12)).limit_denominator(256)  # < 0.1 cent off
+    r = float(ratio)
+    # rendered r times higher and r times faster, then stretched r times: written pitch
+    moved = [dataclasses.replace(n, start=n.start / r, end=n.end / r) for n in
+             transposed(notes, semitones)]
+    raw = synth.render_stem(instrument, moved, seconds / r, **kwargs)
+    out = resample_poly(raw, ratio.numerator, ratio.denominator)
+    return fit_length(out.astype(np.float32), int(round(seconds * sample_rate)))
 
 
 def transposed(notes: list[Note], semitones: int) -> list[Note]:
