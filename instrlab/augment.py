@@ -38,6 +38,12 @@ VOICING_GENERATORS = {
 EQ_LOW_HZ, EQ_HIGH_HZ = 50.0, 16000.0  # the stem EQ's control points span this band
 
 
+# (field, low, high) of the options whose only rule is a closed range
+_RANGES = (("gain_db", 0, 40), ("tilt_db", 0, 12), ("reverb_prob", 0, 1), ("voicing", 0, 1),
+           ("transpose", 0, 24), ("formant_shift", 0, 12), ("prob", 0, 1),
+           ("stem_eq_db", 0, 40), ("stem_tilt_db", 0, 12), ("stem_eq_knots", 2, 64))
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Augmentation strengths; all zero (the default) leaves the audio untouched."""
@@ -80,36 +86,14 @@ class AugmentConfig:
     model selection and the test figures measure the protocol itself."""
 
     def validate(self) -> None:
-        if not 0 <= self.gain_db <= 40:
-            raise InstrlabError(f"augment gain_db must be in 0..40, got {self.gain_db}")
-        if not 0 <= self.tilt_db <= 12:
-            raise InstrlabError(f"augment tilt_db must be in 0..12, got {self.tilt_db}")
-        if not 0 <= self.reverb_prob <= 1:
-            raise InstrlabError(f"augment reverb_prob must be in 0..1, got {self.reverb_prob}")
+        for name, low, high in _RANGES:
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise InstrlabError(f"augment {name} must be in {low}..{high}, got {value}")
         lo, hi = self.reverb_seconds
         if not 0 < lo <= hi <= 10:
             raise InstrlabError(
                 f"augment reverb_seconds must satisfy 0 < low <= high <= 10, got {lo}..{hi}"
-            )
-        if not 0 <= self.voicing <= 1:
-            raise InstrlabError(f"augment voicing must be in 0..1, got {self.voicing}")
-        if not 0 <= self.transpose <= 24:
-            raise InstrlabError(f"augment transpose must be in 0..24, got {self.transpose}")
-        if not 0 <= self.formant_shift <= 12:
-            raise InstrlabError(
-                f"augment formant_shift must be in 0..12, got {self.formant_shift}"
-            )
-        if not 0 <= self.prob <= 1:
-            raise InstrlabError(f"augment prob must be in 0..1, got {self.prob}")
-        if not 0 <= self.stem_eq_db <= 40:
-            raise InstrlabError(f"augment stem_eq_db must be in 0..40, got {self.stem_eq_db}")
-        if not 0 <= self.stem_tilt_db <= 12:
-            raise InstrlabError(
-                f"augment stem_tilt_db must be in 0..12, got {self.stem_tilt_db}"
-            )
-        if not 2 <= self.stem_eq_knots <= 64:
-            raise InstrlabError(
-                f"augment stem_eq_knots must be in 2..64, got {self.stem_eq_knots}"
             )
         if self.noise_snr_db is not None:
             lo, hi = self.noise_snr_db
