@@ -34,8 +34,12 @@ def add_dataset_options(p: argparse.ArgumentParser, evaluation: bool = False) ->
     g.add_argument("--soundfont", default=None,
                    help="SoundFont path or file name (default: $INSTRLAB_SOUNDFONT or "
                         "FluidR3_GM.sf2 found in the usual system places)")
-    g.add_argument("--features", default="logmel",
-                   help="feature extractor (default: logmel; seed_image is the seed's input)")
+    if evaluation:
+        g.add_argument("--features", default=None,
+                       help="feature extractor (default: the model's, with its parameters)")
+    else:
+        g.add_argument("--features", default="logmel",
+                       help="feature extractor (default: logmel; seed_image is the seed's input)")
     seed = 1 if evaluation else 0
     g.add_argument("--seed", type=int, default=seed,
                    help=f"master seed: same seed, same bytes (default: {seed})")

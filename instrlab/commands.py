@@ -198,9 +198,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from instrlab.cli import dataset_config_from_args
     from instrlab.pipeline import evaluate_logged_model, log_generalization_report
+    from instrlab.predict import load_model
     from instrlab.tracking import check_tracking, use_experiment
 
+    meta = None
+    if args.features is None:  # read the clips the way the model was trained to
+        meta = load_model(args.model_uri).meta
+        args.features = meta["features"]
     data = dataset_config_from_args(args)
+    if meta is not None:
+        data = dataclasses.replace(data, feature_params=dict(meta.get("feature_params") or {}))
     sources = args.eval_soundfont or [data.soundfont]
     check_tracking()
     use_experiment(data.instruments)

@@ -187,6 +187,32 @@ def test_cross_source_evaluation_links_runs(tmp_path: Path, monkeypatch: pytest.
     assert "use --features logmel" in capsys.readouterr().err
 
 
+def test_evaluate_reads_clips_with_the_models_features(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from instrlab.pipeline import ModelConfig, prepare_dataset, train_and_evaluate
+    from instrlab.tracking import use_experiment
+    from instrlab.training import TrainConfig
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INSTRLAB_CACHE", str(tmp_path / "cache"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    use_experiment("seed12")
+    with mlflow.start_run(run_name="n_mels 32") as run:  # as a tuned model may have them
+        ds = prepare_dataset(DatasetConfig(n_samples=24, feature_params={"n_mels": 32}),
+                             workers=1, progress=False)
+        train_and_evaluate(ds, ModelConfig(), TrainConfig(epochs=1, batch_size=8),
+                           n_examples=0, progress=False)
+    assert main(["evaluate", run.info.run_id, "--n-samples", "8", "--workers", "1",
+                 "--no-progress", "--run-name", "eval"]) == 0
+    ev = next(r for r in mlflow.search_runs(experiment_names=["instrlab-seed12"],
+                                             output_format="list")
+              if r.data.tags.get("instrlab.step") == "evaluate")
+    assert open_dataset(next((tmp_path / "cache").glob(
+        f"**/*-{ev.data.tags['instrlab.dataset_digest']}"))).features.shape[1] == 32
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
