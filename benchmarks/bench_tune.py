@@ -39,7 +39,8 @@ def baseline(ds, model_cfg, train_cfg) -> dict[str, float]:  # noqa: ANN001
     result = fit(model, ds.features, ds.labels, splits["train"], splits["val"], train_cfg,
                  progress=False)
     probs = predict_proba(model, ds.features, splits["test"])
-    test = macro_f1(ds.labels[splits["test"]], binarize(probs, result.thresholds))
+    pred = binarize(probs, result.thresholds, result.min_labels)
+    test = macro_f1(ds.labels[splits["test"]], pred)
     return {"val": result.best_val_macro_f1, "test": float(test),
             "seconds": time.perf_counter() - t0}
 

@@ -66,9 +66,13 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--early-stopping", type=int, default=0, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without a better validation macro F1 "
                         "(default: 0 = off)")
-    g.add_argument("--tune-thresholds", type=parse_bool, nargs="?", const=True, default=False,
-                   help="tune per-instrument thresholds on the validation split (default: off;"
-                        " 0.5 on probabilities otherwise)")
+    g.add_argument("--tune-thresholds", type=parse_bool, nargs="?", const=True, default=True,
+                   help="pick each instrument's threshold on the validation split; false uses"
+                        " 0.5 for all, as the seed (default: true)")
+    g.add_argument("--min-labels", type=int, default=1, metavar="N",
+                   help="every clip holds at least N instruments: a clip with fewer over "
+                        "threshold is given its N most probable ones; 0 trusts the thresholds "
+                        "alone, as the seed (default: 1, the protocol's minimum)")
     g.add_argument("--ema-decay", type=float, default=0.0, metavar="D",
                    help="validate and keep an exponential moving average of the weights, "
                         "updated every step with decay D (default: 0 = off)")
@@ -139,7 +143,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[Any, Any, Any]:
                         weight_decay=args.weight_decay, scheduler=args.scheduler,
                         early_stopping_patience=args.early_stopping, seed=args.train_seed,
                         device=args.device, num_threads=args.threads,
-                        tune_thresholds=args.tune_thresholds, ema_decay=args.ema_decay,
+                        tune_thresholds=args.tune_thresholds, min_labels=args.min_labels,
+                        ema_decay=args.ema_decay,
                         spec_augment=spec_augment_from_args(args))
     return data, model, train
 
@@ -148,12 +153,14 @@ def run_experiment(args: argparse.Namespace, track_generate: bool) -> int:
     """Dataset, then training and evaluation in one MLflow run."""
     import mlflow
 
+    from instrlab.instruments import get_instrument_set
     from instrlab.pipeline import prepare_dataset, train_and_evaluate
     from instrlab.registry import models
     from instrlab.tracking import check_tracking, use_experiment
 
     data, model, train = configs_from_args(args)
     models.get(model.name)  # fail on an unknown model before any work
+    train.check_classes(len(get_instrument_set(data.instruments)))
     check_tracking()
     use_experiment(data.instruments)
     name = args.run_name or (f"{model.name} {data.features} n={data.n_samples} "
@@ -255,12 +262,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from instrlab.metrics import binarize
     from instrlab.predict import load_model, predict_audio, read_audio, summarise
 
+    if args.min_labels is not None and args.min_labels < 0:
+        raise InstrlabError(f"--min-labels must be >= 0, got {args.min_labels}")
     loaded = load_model(args.model)
     meta = loaded.meta
     names = meta.get("instrument_labels") or meta["instrument_names"]
     thresholds = meta["thresholds"] if args.threshold is None else [args.threshold] * len(names)
+    min_labels = meta.get("min_labels", 0) if args.min_labels is None else args.min_labels
     failed = 0
     out = Console()
     for file in args.files:
@@ -272,18 +283,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
             failed += 1
             continue
         summary = summarise(probs)
+        plays = binarize(summary[None], thresholds, min_labels)[0]
         table = Table(title=f"{file} ({len(audio) / meta['sample_rate']:.1f} s, "
                             f"{len(probs)} window{'s' if len(probs) != 1 else ''})")
         table.add_column("instrument")
         table.add_column("probability", justify="right")
         table.add_column("plays", justify="center")
         table.add_column("windows", justify="right")
-        order = np.argsort(-summary) if args.all else [
-            i for i in np.argsort(-summary) if summary[i] >= thresholds[i]]
+        order = [i for i in np.argsort(-summary, kind="stable") if args.all or plays[i]]
         for i in order:
             hits = int((probs[:, i] >= thresholds[i]).sum())
-            table.add_row(names[i], f"{summary[i]:.3f}",
-                          "yes" if summary[i] >= thresholds[i] else "", f"{hits}/{len(probs)}")
+            table.add_row(names[i], f"{summary[i]:.3f}", "yes" if plays[i] else "",
+                          f"{hits}/{len(probs)}")
         if not len(order):
             table.add_row("(no instrument above threshold)", "", "", "")
         out.print(table)
@@ -302,6 +313,10 @@ def add_predict(sub: Any) -> None:
                    help="run id, runs:/ or models:/ URI, model directory or registered name")
     p.add_argument("--threshold", type=float, default=None,
                    help="probability threshold for all instruments (default: the model's)")
+    p.add_argument("--min-labels", type=int, default=None, metavar="N",
+                   help="name at least the N most probable instruments per file; 0 names only "
+                        "those over threshold (default: the model's, 1 for models trained by "
+                        "default)")
     p.add_argument("--all", action="store_true", help="list every instrument, not only hits")
     p.set_defaults(handler=cmd_predict)
 

@@ -11,9 +11,22 @@ DEFAULT_GRID: np.ndarray = np.round(np.arange(0.05, 0.951, 0.025), 4)
 """Candidate thresholds for :func:`tune_thresholds`."""
 
 
-def binarize(probs: np.ndarray, thresholds: np.ndarray | float) -> np.ndarray:
-    """0/1 predictions: ``probs >= thresholds`` (thresholds broadcast per class)."""
-    return (np.asarray(probs) >= np.asarray(thresholds, dtype=np.float64)).astype(np.uint8)
+def binarize(probs: np.ndarray, thresholds: np.ndarray | float, min_labels: int = 0
+             ) -> np.ndarray:
+    """0/1 predictions: ``probs >= thresholds`` (thresholds broadcast per class).
+
+    A row with fewer than ``min_labels`` classes over threshold takes its ``min_labels``
+    most probable classes instead: the protocol's prior that every clip holds at least
+    that many instruments.
+    """
+    probs = np.asarray(probs)
+    pred = (probs >= np.asarray(thresholds, dtype=np.float64)).astype(np.uint8)
+    k = min(int(min_labels), probs.shape[-1]) if probs.ndim == 2 else 0
+    if k > 0:
+        short = np.flatnonzero(pred.sum(axis=1) < k)
+        top = np.argsort(-probs[short], axis=1, kind="stable")[:, :k]
+        pred[short[:, None], top] = 1
+    return pred
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -47,6 +60,7 @@ def multilabel_report(
     probs: np.ndarray,
     thresholds: np.ndarray | float,
     names: Sequence[str],
+    min_labels: int = 0,
 ) -> dict[str, float]:
     """Flat dict of metrics: macro/micro F1, mAP, per-class F1/precision/recall, F1 by count."""
     y_true = np.asarray(y_true).astype(np.uint8)
@@ -55,7 +69,7 @@ def multilabel_report(
         raise ValueError(
             f"shapes disagree: y_true {y_true.shape}, probs {probs.shape}, {len(names)} names"
         )
-    y_pred = binarize(probs, thresholds)
+    y_pred = binarize(probs, thresholds, min_labels)
     prec, rec, f1, _ = precision_recall_fscore_support(
         y_true, y_pred, average=None, zero_division=0
     )

@@ -183,9 +183,10 @@ def train_and_evaluate(
         return val
 
     t1 = time.perf_counter()
-    test = evaluate_split(model, ds, splits["test"], result.thresholds, prefix="test")
+    test = evaluate_split(model, ds, splits["test"], result.thresholds, prefix="test",
+                          min_labels=result.min_labels)
     mlflow.log_metric("seconds_evaluate", time.perf_counter() - t1)
-    log_examples(model, ds, splits["test"][:n_examples], result.thresholds)
+    log_examples(model, ds, splits["test"][:n_examples], result.thresholds, result.min_labels)
     if log_model:
         log_trained_model(model, ds, model_cfg, result, register_as)
     console.print(f1_table(test, names, ds.instrument_labels, prefix="test"))
@@ -193,7 +194,7 @@ def train_and_evaluate(
 
 
 def evaluate_split(model: Any, ds: SynthDataset, idx: np.ndarray, thresholds: np.ndarray,
-                   prefix: str) -> dict[str, float]:
+                   prefix: str, min_labels: int = 0) -> dict[str, float]:
     """Metrics and plots of ``model`` on rows ``idx``, logged as ``{prefix}_*``."""
     from instrlab import plots
     from instrlab.metrics import binarize, multilabel_report
@@ -202,34 +203,36 @@ def evaluate_split(model: Any, ds: SynthDataset, idx: np.ndarray, thresholds: np
     names = ds.instrument_names
     probs = predict_proba(model, ds.features, idx)
     y_true = ds.labels[idx]
-    report = multilabel_report(y_true, probs, thresholds, names)
+    report = multilabel_report(y_true, probs, thresholds, names, min_labels)
     metrics = {f"{prefix}_{k}": v for k, v in report.items()}
     mlflow.log_metrics(metrics)
     log_figure(plots.f1_vs_seed({n: report[f"f1/{n}"] for n in names}, names, SEED_F1),
                f"plots/{prefix}_f1_vs_seed.png")
     log_figure(plots.pr_curves(y_true, probs, names), f"plots/{prefix}_pr_curves.png")
-    log_figure(plots.confusion_view(y_true, binarize(probs, thresholds), names),
+    log_figure(plots.confusion_view(y_true, binarize(probs, thresholds, min_labels), names),
                f"plots/{prefix}_confusion.png")
     mlflow.log_dict({"index": [int(i) for i in idx], "probs": probs.round(5).tolist()},
                     f"predictions/{prefix}.json")
     return metrics
 
 
-def log_examples(model: Any, ds: SynthDataset, idx: np.ndarray, thresholds: np.ndarray) -> None:
+def log_examples(model: Any, ds: SynthDataset, idx: np.ndarray, thresholds: np.ndarray,
+                 min_labels: int = 0) -> None:
     """A few test clips: spectrograms with truth and prediction, and their audio."""
     import soundfile as sf
 
     from instrlab import plots
     from instrlab.dataset.build import SampleRenderer
+    from instrlab.metrics import binarize
 
     if len(idx) == 0:
         return
     names = ds.instrument_names
     probs = predict_proba(model, ds.features, idx)
     titles = []
-    for row, i in zip(probs, idx):
+    for row, i in zip(binarize(probs, thresholds, min_labels), idx):
         truth = [names[j] for j in np.flatnonzero(ds.labels[i])]
-        pred = [names[j] for j in np.flatnonzero(row >= thresholds)]
+        pred = [names[j] for j in np.flatnonzero(row)]
         titles.append(f"#{int(i)} true: {', '.join(truth)}\npred: {', '.join(pred) or '-'}")
     feats = np.asarray(ds.features[np.sort(idx)], np.float32)
     log_figure(plots.spectrogram_grid(feats[np.argsort(np.argsort(idx))], titles),
@@ -243,8 +246,8 @@ def log_examples(model: Any, ds: SynthDataset, idx: np.ndarray, thresholds: np.n
             mlflow.log_artifact(str(path), "examples")
 
 
-def model_meta(ds: SynthDataset, model_cfg: ModelConfig, thresholds: np.ndarray
-               ) -> dict[str, Any]:
+def model_meta(ds: SynthDataset, model_cfg: ModelConfig, thresholds: np.ndarray,
+               min_labels: int = 0) -> dict[str, Any]:
     """What `instrlab predict` needs besides the weights."""
     cfg = ds.config
     return {
@@ -257,6 +260,7 @@ def model_meta(ds: SynthDataset, model_cfg: ModelConfig, thresholds: np.ndarray
         "input_shape": list(ds.features.shape[1:]),
         "model": asdict(model_cfg),
         "thresholds": [float(t) for t in thresholds],
+        "min_labels": int(min_labels),
         "dataset_digest": ds.digest,
     }
 
@@ -275,7 +279,7 @@ def log_trained_model(model: Any, ds: SynthDataset, model_cfg: ModelConfig,
 
     with torch.no_grad():
         out = torch.sigmoid(model(torch.from_numpy(example))).numpy()
-    meta = model_meta(ds, model_cfg, result.thresholds)
+    meta = model_meta(ds, model_cfg, result.thresholds, result.min_labels)
     with scratch_dir() as tmp:
         meta_path = Path(tmp) / MODEL_META
         meta_path.write_text(json.dumps(meta, indent=1))
@@ -349,7 +353,8 @@ def evaluate_logged_model(model_uri: str, data_cfg: DatasetConfig, workers: int 
                        "eval.rows": "test split" if same else "all"})
     log_dataset_input(ds, "evaluation")
     thresholds = np.asarray(loaded.meta["thresholds"])
-    metrics = evaluate_split(loaded.model, ds, idx, thresholds, prefix="test")
+    metrics = evaluate_split(loaded.model, ds, idx, thresholds, prefix="test",
+                             min_labels=int(loaded.meta.get("min_labels", 0)))
     console.print(f1_table(metrics, ds.instrument_names, ds.instrument_labels, prefix="test"))
     return metrics
 

@@ -40,6 +40,11 @@ class TrainConfig:
     num_threads: int = 0
     threshold: float = 0.5
     tune_thresholds: bool = False
+    """Pick each instrument's threshold on the validation split (the best epoch's
+    probabilities) instead of ``threshold``."""
+    min_labels: int = 0
+    """Every clip holds at least this many instruments: a clip with fewer over threshold
+    is given its most probable ones (1 fits the seed protocol; 0 trusts thresholds alone)."""
     ema_decay: float = 0.0
     """Validate, select and keep an exponential moving average of the weights (per step;
     e.g. 0.998); 0 keeps the weights as trained."""
@@ -58,6 +63,7 @@ class TrainConfig:
              "must be >= 0 (0 turns early stopping off)"),
             (self.num_threads >= 0, "num_threads", "must be >= 0 (0 uses every core)"),
             (0.0 < self.threshold < 1.0, "threshold", "must lie strictly between 0 and 1"),
+            (self.min_labels >= 0, "min_labels", "must be >= 0 (0 trusts the thresholds alone)"),
             (0.0 <= self.ema_decay < 1.0, "ema_decay", "must be in [0, 1) (0 turns EMA off)"),
         ]
         for ok, name, fix in checks:
@@ -67,6 +73,14 @@ class TrainConfig:
             raise InstrlabError(
                 f"train config: scheduler = {self.scheduler!r} is unknown; "
                 f"use one of {', '.join(SCHEDULERS)}"
+            )
+
+    def check_classes(self, n_classes: int) -> None:
+        """Raise :class:`InstrlabError` for settings a dataset of ``n_classes`` cannot meet."""
+        if self.min_labels > n_classes:
+            raise InstrlabError(
+                f"train config: min_labels = {self.min_labels} is more than the {n_classes} "
+                "instruments of the dataset; lower it"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,6 +97,7 @@ class TrainResult:
     train_samples_per_s: float = 0.0
     seconds: float = 0.0
     thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    min_labels: int = 0
     stopped_early: bool = False
 
 
@@ -209,6 +224,7 @@ def fit(
             f"features hold {features.shape[0]} samples but labels {labels.shape[0]}; "
             "regenerate the dataset"
         )
+    cfg.check_classes(labels.shape[1])
     device = pick_device(cfg.device)
     old_threads = torch.get_num_threads()
     if device.type == "cpu" and cfg.num_threads > 0:
@@ -240,7 +256,7 @@ def _fit(
     judged = ema.module if ema is not None else model  # the weights validated and kept
     eval_bs = max(cfg.batch_size, 256)
 
-    result = TrainResult()
+    result = TrainResult(min_labels=cfg.min_labels)
     best_key: tuple[float, float] = (-1.0, math.inf)
     best_state: dict[str, torch.Tensor] | None = None
     best_val_probs: np.ndarray | None = None
@@ -288,7 +304,7 @@ def _fit(
             val_loss, val_probs = _evaluate(
                 judged, features, labels, val_idx, loss_fn, device, eval_bs
             )
-            f1 = macro_f1(labels[val_idx], binarize(val_probs, cfg.threshold))
+            f1 = macro_f1(labels[val_idx], binarize(val_probs, cfg.threshold, cfg.min_labels))
             metrics = {
                 "epoch": float(epoch), "train_loss": train_loss, "val_loss": val_loss,
                 "val_macro_f1": f1, "lr": lr, "seconds": time.perf_counter() - t0,

@@ -15,6 +15,8 @@ from instrlab.cli import main
 from instrlab.dataset import DatasetConfig, generate_dataset, open_dataset
 from instrlab.dataset.build import SampleRenderer
 from instrlab.errors import InstrlabError
+from instrlab.metrics import binarize, macro_f1
+from instrlab.predict import load_model
 
 FLUID = "FluidR3_GM.sf2"
 MUSESCORE = "MuseScore_General.sf3"  # both installed by scripts/setup.sh
@@ -166,9 +168,19 @@ def test_cross_source_evaluation_links_runs(tmp_path: Path, monkeypatch: pytest.
         "FluidR3_GM.sf2", "MuseScore_General_Lite.sf3"}
     digests = {r.data.tags["instrlab.dataset_digest"] for r in evals}
     assert len(digests) == 2  # two datasets, rendered with two soundfonts
+    meta = load_model(rid).meta
     for r in evals:
         assert 0.0 <= r.data.metrics["test_macro_f1"] <= 1.0
         assert r.data.params["eval.rows"] == "all"
+        # the model's own decision rule (thresholds, at least min_labels) scores the clips
+        preds = json.loads(Path(mlflow.artifacts.download_artifacts(
+            run_id=r.info.run_id, artifact_path="predictions/test.json")).read_text())
+        digest = r.data.tags["instrlab.dataset_digest"]
+        labels = open_dataset(next((tmp_path / "cache").glob(f"**/*-{digest}"))).labels
+        pred = binarize(np.array(preds["probs"]), meta["thresholds"], meta["min_labels"])
+        assert pred.sum(axis=1).min() >= 1
+        assert r.data.metrics["test_macro_f1"] == pytest.approx(
+            macro_f1(labels[preds["index"]], pred), abs=1e-6)
     report = next(r for r in runs if r.info.run_name == "report")
     assert report.data.tags["instrlab.step"] == "generalization"
     assert {"macro_f1/FluidR3_GM.sf2", "macro_f1/MuseScore_General.sf3"} <= set(

@@ -20,6 +20,21 @@ def test_binarize_is_inclusive_and_per_class() -> None:
                                                                   [0, 1, 0], [0, 0, 0]]
 
 
+def test_min_labels_fills_only_rows_short_of_labels() -> None:
+    # at 0.95 no row has a label: each takes its most probable class
+    assert binarize(P, 0.95, min_labels=1).tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 1],
+                                                         [0, 0, 1]]
+    # at 0.6 only the last row is empty; the others keep what their thresholds gave
+    assert binarize(P, 0.6, min_labels=1).tolist() == [[1, 0, 0], [1, 0, 1], [0, 1, 1],
+                                                        [0, 0, 1]]
+    # two labels per row at least; rows that already hold two stay as they are
+    assert binarize(P, 0.6, min_labels=2).tolist() == [[1, 1, 0], [1, 0, 1], [0, 1, 1],
+                                                        [1, 0, 1]]
+    assert binarize(P, 0.95, min_labels=0).sum() == 0
+    r = multilabel_report(Y, P, 0.95, NAMES, min_labels=1)
+    assert r["f1/a"] == pytest.approx(2 / 3) and r["f1/c"] == pytest.approx(0.8)
+
+
 def test_report_matches_hand_computation() -> None:
     r = multilabel_report(Y, P, 0.5, NAMES)
     # predictions at 0.5: a -> clips 0,1 (tp 2); b -> clip 2 (tp 1, fn 1); c -> 1,2,3 (tp 2, fp 1)

@@ -53,6 +53,8 @@ def test_main_run_logs_metrics_params_and_tags(store: dict) -> None:
     assert run.data.params["data.n_samples"] == "64"
     assert run.data.params["train.epochs"] == "2"
     assert run.data.params["model.name"] == "mel_cnn"
+    assert run.data.params["train.tune_thresholds"] == "True"
+    assert run.data.params["train.min_labels"] == "1"
     assert run.data.tags["instrlab.model"] == "mel_cnn"
     assert run.data.tags["instrlab.features"] == "logmel"
     assert run.inputs.dataset_inputs[0].dataset.digest == run.data.tags["instrlab.dataset_digest"]
@@ -132,6 +134,26 @@ def test_predict_cli_reports_bad_files_and_predicts_the_rest(
         assert bad in out.err
 
 
+def test_predict_names_the_likeliest_instrument_when_none_passes(
+    store: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from instrlab.predict import load_model
+
+    run_id = store["runs"]["first"].info.run_id
+    assert load_model(run_id).meta["min_labels"] == 1  # the CLI default travels with the model
+    wav = tmp_path / "noise.wav"
+    sf.write(wav, np.random.default_rng(1).standard_normal(44100).astype(np.float32) * 0.1,
+             44100)
+    capsys.readouterr()
+    assert main(["predict", "--model", run_id, "--threshold", "1", str(wav)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(" yes ") == 1 and "no instrument above threshold" not in out
+    assert main(["predict", "--model", run_id, "--threshold", "1", "--min-labels", "0",
+                 str(wav)]) == 0
+    out = capsys.readouterr().out
+    assert " yes " not in out and "no instrument above threshold" in out
+
+
 def test_registered_model_loads_by_name(store: dict) -> None:
     from instrlab.predict import load_model
 
@@ -160,6 +182,10 @@ def run_cli(args: list[str], store: dict) -> subprocess.CompletedProcess[str]:
         (["main", "--batch-size", "0"], "batch_size"),
         (["main", "--lr", "0"], "lr"),
         (["main", "--lr", "-0.1"], "lr"),
+        (["main", "--min-labels", "-1"], "min_labels = -1 must be >= 0"),
+        (["main", "--min-labels", "13"], "min_labels = 13 is more than the 12 instruments"),
+        (["predict", "--model", "0123456789abcdef0123456789abcdef", "--min-labels", "-2",
+          "x.wav"], "--min-labels must be >= 0, got -2"),
         (["main", "--model", "seed_cnn", "--clip-seconds", "0.5"], "needs inputs of at least"),
         (["predict", "--model", "0123456789abcdef0123456789abcdef", "x.wav"],
          "cannot load model"),
