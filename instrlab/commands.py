@@ -54,8 +54,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model-param", action="append", default=[], metavar="KEY=VALUE",
                    help="keyword argument for the model factory (repeatable)")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=28,
-                   help="training epochs (default: 28; the seed used 20, augmented data "
+    g.add_argument("--epochs", type=int, default=24,
+                   help="training epochs (default: 24; the seed used 20, augmented data "
                         "needs the extra epochs)")
     g.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
     g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 0.001)")
