@@ -208,15 +208,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from instrlab.predict import load_model
     from instrlab.tracking import check_tracking, use_experiment
 
-    meta = None
-    if args.features is None:  # read the clips the way the model was trained to
-        meta = load_model(args.model_uri).meta
-        args.features = meta["features"]
-    data = dataset_config_from_args(args)
-    if meta is not None:
-        data = dataclasses.replace(data, feature_params=dict(meta.get("feature_params") or {}))
-    sources = args.eval_soundfont or [data.soundfont]
     check_tracking()
+    loaded = load_model(args.model_uri)  # once, for every source
+    own_features = args.features is None  # read the clips the way the model was trained to
+    if own_features:
+        args.features = loaded.meta["features"]
+    data = dataset_config_from_args(args)
+    if own_features:
+        data = dataclasses.replace(data,
+                                   feature_params=dict(loaded.meta.get("feature_params") or {}))
+    sources = args.eval_soundfont or [data.soundfont]
     use_experiment(data.instruments)
 
     def one(soundfont: str | None, nested: bool) -> dict[str, float]:
@@ -225,7 +226,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         with mlflow.start_run(run_name=f"evaluate {args.model_uri[:12]} on {label}",
                               nested=nested):
             metrics = evaluate_logged_model(args.model_uri, cfg, workers=args.workers,
-                                            progress=not args.no_progress)
+                                            progress=not args.no_progress, loaded=loaded)
         print(f"{label}: test_macro_f1 {metrics['test_macro_f1']:.4f}")
         return metrics
 
@@ -271,7 +272,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     meta = loaded.meta
     names = meta.get("instrument_labels") or meta["instrument_names"]
     thresholds = meta["thresholds"] if args.threshold is None else [args.threshold] * len(names)
-    min_labels = meta.get("min_labels", 0) if args.min_labels is None else args.min_labels
+    min_labels = loaded.min_labels if args.min_labels is None else args.min_labels
     failed = 0
     out = Console()
     for file in args.files:

@@ -21,7 +21,7 @@ def binarize(probs: np.ndarray, thresholds: np.ndarray | float, min_labels: int 
     """
     probs = np.asarray(probs)
     pred = (probs >= np.asarray(thresholds, dtype=np.float64)).astype(np.uint8)
-    k = min(int(min_labels), probs.shape[-1]) if probs.ndim == 2 else 0
+    k = min(int(min_labels), probs.shape[-1])
     if k > 0:
         short = np.flatnonzero(pred.sum(axis=1) < k)
         top = np.argsort(-probs[short], axis=1, kind="stable")[:, :k]

@@ -21,7 +21,7 @@ from instrlab.console import console
 from instrlab.dataset import DatasetConfig, SynthDataset, generate_dataset, open_dataset
 from instrlab.errors import InstrlabError
 from instrlab.params import flat_params
-from instrlab.predict import MODEL_META
+from instrlab.predict import MODEL_META, LoadedModel
 from instrlab.registry import models
 from instrlab.tracking import (
     TAG_DIGEST,
@@ -322,15 +322,17 @@ def f1_table(metrics: dict[str, float], names: list[str], labels: list[str], pre
 
 
 def evaluate_logged_model(model_uri: str, data_cfg: DatasetConfig, workers: int = 0,
-                          progress: bool = True) -> dict[str, float]:
+                          progress: bool = True, loaded: LoadedModel | None = None
+                          ) -> dict[str, float]:
     """Score a logged model on a dataset config (e.g. another soundfont) in its own run.
 
     The run is tagged with the training run's id. On the dataset the model was trained
-    on only the test split counts; on any other dataset every clip does.
+    on only the test split counts; on any other dataset every clip does. ``loaded``: the
+    model already loaded from ``model_uri`` (loaded here otherwise).
     """
     from instrlab.predict import load_model
 
-    loaded = load_model(model_uri)
+    loaded = loaded or load_model(model_uri)
     ds = prepare_dataset(data_cfg, workers=workers, progress=progress)
     if ds.instrument_names != loaded.meta["instrument_names"]:
         raise InstrlabError(
@@ -354,7 +356,7 @@ def evaluate_logged_model(model_uri: str, data_cfg: DatasetConfig, workers: int 
     log_dataset_input(ds, "evaluation")
     thresholds = np.asarray(loaded.meta["thresholds"])
     metrics = evaluate_split(loaded.model, ds, idx, thresholds, prefix="test",
-                             min_labels=int(loaded.meta.get("min_labels", 0)))
+                             min_labels=loaded.min_labels)
     console.print(f1_table(metrics, ds.instrument_names, ds.instrument_labels, prefix="test"))
     return metrics
 

@@ -25,6 +25,11 @@ class LoadedModel:
     uri: str
     run_id: str | None
 
+    @property
+    def min_labels(self) -> int:
+        """Fewest instruments named per clip (0 for models logged before the option)."""
+        return int(self.meta.get("min_labels", 0))
+
 
 def model_uri(ref: str) -> str:
     """A run id, ``runs:/``/``models:/`` URI, local model directory or registered name."""
