@@ -27,8 +27,7 @@ from pathlib import Path
 VARIANTS = {
     "default": [],
     # the pipeline without any robustness option: the seed's recipe with this model
-    "plain": ["--no-augment", "--no-spec-augment", "--epochs", "20", "--tune-thresholds", "false",
-              "--min-labels", "0"],
+    "plain": ["--preset", "plain"],
 }
 SOUNDFONTS = ["FluidR3_GM.sf2", "MuseScore_General.sf3"]
 

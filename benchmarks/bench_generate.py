@@ -89,7 +89,7 @@ def profile(args: argparse.Namespace) -> int:
     """Per-stage cost in this process: score, render stems, mix, features."""
     from instrlab.dataset import DatasetConfig
     from instrlab.dataset.build import SampleRenderer
-    from instrlab.mixing import mix_stems
+    from instrlab.synth.mixing import mix_stems
 
     cfg = DatasetConfig(n_samples=max(args.profile_samples, 1), instruments=args.instruments,
                         features=args.features, seed=args.seed)

@@ -26,9 +26,9 @@ from pathlib import Path
 
 def baseline(ds, model_cfg, train_cfg) -> dict[str, float]:  # noqa: ANN001
     """The untuned defaults: best validation macro F1 and test macro F1 (no MLflow)."""
-    from instrlab.metrics import binarize, macro_f1
-    from instrlab.pipeline import build_model
+    from instrlab.models.factory import build_model
     from instrlab.training import fit, predict_proba
+    from instrlab.training.metrics import binarize, macro_f1
 
     splits = ds.split()
     import torch
@@ -63,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from instrlab.dataset import DatasetConfig
-    from instrlab.pipeline import ModelConfig, prepare_dataset
+    from instrlab.models.factory import ModelConfig
+    from instrlab.pipeline import prepare_dataset
     from instrlab.training import TrainConfig
     from instrlab.tune import TuneOptions, run_tune
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from instrlab.cli import main
+from instrlab.cli import run_entry_point
 
 if __name__ == "__main__":
-    sys.exit(main(["train", *sys.argv[1:]]))
+    sys.exit(run_entry_point("train", sys.argv[1:]))

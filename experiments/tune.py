@@ -6,7 +6,7 @@ script does. ``python experiments/tune.py --help`` lists the options.
 
 import sys
 
-from instrlab.cli import main
+from instrlab.cli import run_entry_point
 
 if __name__ == "__main__":
-    sys.exit(main(["tune", *sys.argv[1:]]))
+    sys.exit(run_entry_point("tune", sys.argv[1:]))

@@ -16,3 +16,9 @@ class UnknownNameError(InstrlabError, KeyError):
 
 class PluginError(InstrlabError):
     """A plugin that failed to import or declared something malformed."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of ``exc``'s message (its type name if it has none), cut to ``limit``."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

@@ -6,11 +6,13 @@ from typing import Any
 
 
 def flat_params(prefix: str, params: dict[str, Any]) -> dict[str, Any]:
-    """``{prefix}.{key}`` parameters, nested dicts flattened with dots."""
+    """``{prefix}.{key}`` parameters (``key`` alone for an empty prefix), nested dicts
+    flattened with dots."""
     out: dict[str, Any] = {}
     for key, value in params.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, dict):
-            out.update(flat_params(f"{prefix}.{key}", value))
+            out.update(flat_params(name, value))
         else:
-            out[f"{prefix}.{key}"] = value
+            out[name] = value
     return out

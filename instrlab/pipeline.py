@@ -10,7 +10,7 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ import numpy as np
 from instrlab.console import console
 from instrlab.dataset import DatasetConfig, SynthDataset, generate_dataset, open_dataset
 from instrlab.errors import InstrlabError
+from instrlab.models.factory import ModelConfig, build_model
 from instrlab.params import flat_params
 from instrlab.predict import MODEL_META, LoadedModel
-from instrlab.registry import models
-from instrlab.tracking import (
+from instrlab.tracking.runs import (
     TAG_DIGEST,
     TAG_STEP,
     TAG_TRAINED_RUN,
@@ -32,43 +32,6 @@ from instrlab.tracking import (
     scratch_dir,
 )
 from instrlab.training import TrainConfig, TrainResult, fit, pick_device, predict_proba
-
-
-@dataclass
-class ModelConfig:
-    """Which registered model to build, with its keyword arguments."""
-
-    name: str = "mel_cnn"
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) -> Any:
-    """Create the model and check that features of ``input_shape`` fit it."""
-    import torch
-
-    try:
-        model = models.create(cfg.name, input_shape=tuple(input_shape), n_classes=n_classes,
-                              **cfg.params)
-    except TypeError as exc:
-        raise InstrlabError(f"model {cfg.name!r} rejected its parameters ({exc})") from exc
-    try:
-        with torch.no_grad():
-            model.eval()
-            out = model(torch.zeros((2, *input_shape)))
-            model.train()
-    except RuntimeError as exc:
-        raise InstrlabError(
-            f"model {cfg.name!r} cannot take features of shape {tuple(input_shape)} "
-            f"({str(exc).splitlines()[0][:120]}); pick features that fit it (seed_cnn takes "
-            "seed_image, mel_cnn takes logmel)"
-        ) from exc
-    if tuple(out.shape) != (2, n_classes):
-        raise InstrlabError(
-            f"model {cfg.name!r} returned shape {tuple(out.shape)} for 2 clips; expected "
-            f"(2, {n_classes})"
-        )
-    return model
-
 
 # ---------------------------------------------------------------- dataset step
 
@@ -172,7 +135,7 @@ def train_and_evaluate(
                         "train_samples_per_s": result.train_samples_per_s,
                         "best_epoch": result.best_epoch,
                         "best_val_macro_f1": result.best_val_macro_f1})
-    from instrlab import plots
+    from instrlab.tracking import plots
 
     log_figure(plots.learning_curves(result.history), "plots/learning_curves.png")
     val = {"best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch,
@@ -196,9 +159,9 @@ def train_and_evaluate(
 def evaluate_split(model: Any, ds: SynthDataset, idx: np.ndarray, thresholds: np.ndarray,
                    prefix: str, min_labels: int = 0) -> dict[str, float]:
     """Metrics and plots of ``model`` on rows ``idx``, logged as ``{prefix}_*``."""
-    from instrlab import plots
-    from instrlab.metrics import binarize, multilabel_report
     from instrlab.seed_reference import SEED_F1
+    from instrlab.tracking import plots
+    from instrlab.training.metrics import binarize, multilabel_report
 
     names = ds.instrument_names
     probs = predict_proba(model, ds.features, idx)
@@ -221,9 +184,9 @@ def log_examples(model: Any, ds: SynthDataset, idx: np.ndarray, thresholds: np.n
     """A few test clips: spectrograms with truth and prediction, and their audio."""
     import soundfile as sf
 
-    from instrlab import plots
     from instrlab.dataset.build import SampleRenderer
-    from instrlab.metrics import binarize
+    from instrlab.tracking import plots
+    from instrlab.training.metrics import binarize
 
     if len(idx) == 0:
         return
@@ -365,7 +328,7 @@ def log_generalization_report(model_uri: str, results: dict[str, dict[str, float
     """Table and chart of macro and per-instrument F1 on each evaluation source."""
     from rich.table import Table
 
-    from instrlab import plots
+    from instrlab.tracking import plots
 
     sources = list(results)
     names = sorted({k.split("/", 1)[1] for r in results.values() for k in r

@@ -23,8 +23,6 @@ from instrlab.registry import registering_from
 
 ENTRY_POINT_GROUP = "instrlab.plugins"
 PATH_VARIABLE = "INSTRLAB_PLUGINS"
-BUILTIN_MODULES = ("instrlab.instruments", "instrlab.synth", "instrlab.features",
-                   "instrlab.models")
 
 _loaded: list[bool] = []
 

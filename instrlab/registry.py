@@ -45,18 +45,20 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """A name -> factory mapping with helpful errors."""
 
-    def __init__(self, kind: str, builtin_module: str | None = None) -> None:
+    def __init__(self, kind: str, builtin_modules: tuple[str, ...] = ()) -> None:
         self.kind = kind
-        self.builtin_module = builtin_module
+        self.builtin_modules = builtin_modules
         self._entries: dict[str, Entry[T]] = {}
 
     def _load(self) -> None:
-        """Import this registry's built-ins (only: models pull in torch) and the plugins."""
-        from instrlab.plugins import load_plugins
+        """Import this registry's built-ins (only its own: models pull in torch), then plugins.
 
-        if self.builtin_module:
-            importlib.import_module(self.builtin_module)
-        load_plugins()
+        Both are named, not imported at the top, as catalogue names entry points: the
+        registry stays the bottom layer that the components and plugin loader build on.
+        """
+        for module in self.builtin_modules:
+            importlib.import_module(module)
+        importlib.import_module(PLUGIN_LOADER).load_plugins()
 
     def register(
         self, name: str | None = None, factory: T | None = None, *, override: bool = False
@@ -120,10 +122,18 @@ class Registry(Generic[T]):
         return name in self.names()
 
 
-instrument_sets: Registry[Callable[..., Any]] = Registry("instrument set", "instrlab.instruments")
-synths: Registry[Callable[..., Any]] = Registry("synth backend", "instrlab.synth")
-features: Registry[Callable[..., Any]] = Registry("feature extractor", "instrlab.features")
-models: Registry[Callable[..., Any]] = Registry("model", "instrlab.models")
+PLUGIN_LOADER = "instrlab.plugins"
+"""Module whose ``load_plugins()`` imports entry points and plugin directories."""
+
+# Built-in components: one module each, imported on a registry's first lookup.
+instrument_sets: Registry[Callable[..., Any]] = Registry(
+    "instrument set", ("instrlab.instruments",))
+synths: Registry[Callable[..., Any]] = Registry(
+    "synth backend", ("instrlab.synth.fluidsynth_backend",))
+features: Registry[Callable[..., Any]] = Registry(
+    "feature extractor", ("instrlab.features.logmel", "instrlab.features.seed_image"))
+models: Registry[Callable[..., Any]] = Registry(
+    "model", ("instrlab.models.mel_cnn", "instrlab.models.seed_cnn"))
 
 ALL: dict[str, Registry[Any]] = {
     "instruments": instrument_sets,

@@ -17,6 +17,7 @@ import pytest
 from instrlab import plugins, registry
 from instrlab.dataset import DatasetConfig, generate_dataset, open_dataset
 from instrlab.dataset.store import SynthDataset
+from instrlab.synth.augment import AugmentConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PLUGINS = PROJECT_ROOT / "plugins"
@@ -26,8 +27,9 @@ TINY_KEEP_AUDIO = 2
 
 
 def tiny_config(**overrides: object) -> DatasetConfig:
-    """The small seed12/logmel config the dataset tests share (2 chunks of 32 samples)."""
-    kw: dict[str, object] = {"n_samples": TINY_N, "seed": 7}
+    """The small seed12/logmel config the dataset tests share (2 chunks of 32 samples);
+    clean clips (``AugmentConfig()``), as the seed rendered them."""
+    kw: dict[str, object] = {"n_samples": TINY_N, "seed": 7, "augment": AugmentConfig()}
     kw.update(overrides)
     return DatasetConfig(**kw)  # type: ignore[arg-type]
 
@@ -55,8 +57,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
       next lookup; afterwards the registries, the "plugins loaded" flag and
       ``sys.modules`` are restored, so plugins registered by a test leave no trace.
     """
-    for name in plugins.BUILTIN_MODULES:  # built-ins register on first import
-        importlib.import_module(name)
+    for reg in registry.ALL.values():  # built-ins register on first import
+        for name in reg.builtin_modules:
+            importlib.import_module(name)
     saved = {kind: dict(reg._entries) for kind, reg in registry.ALL.items()}
     saved_loaded = list(plugins._loaded)
     saved_modules = _plugin_modules()

@@ -24,6 +24,7 @@ from instrlab.dataset.store import FeatureDataset, SynthDataset
 from instrlab.errors import InstrlabError
 from instrlab.reports import stats_table
 from instrlab.scores import ScoreConfig
+from instrlab.synth.augment import AugmentConfig
 
 N = 64  # conftest.TINY_N
 
@@ -61,7 +62,7 @@ def test_finished_dataset_layout(tiny_dataset: SynthDataset) -> None:
     assert len(synths[0]["soundfont_sha256"]) == 64
     assert ident["generator_version"]
     assert ident["features"]["name"] == "logmel"
-    assert tiny_dataset.config == DatasetConfig(n_samples=N, seed=7)
+    assert tiny_dataset.config == DatasetConfig(n_samples=N, seed=7, augment=AugmentConfig())
 
 
 def test_manifest_matches_labels_and_keeps_stem_levels(tiny_dataset: SynthDataset) -> None:
@@ -202,7 +203,9 @@ BUILD_SCRIPT = """
 import sys
 from pathlib import Path
 from instrlab.dataset import DatasetConfig, generate_dataset
-generate_dataset(DatasetConfig(n_samples={n}, seed=7), out=Path(sys.argv[1]), workers=1,
+from instrlab.synth.augment import AugmentConfig
+generate_dataset(DatasetConfig(n_samples={n}, seed=7, augment=AugmentConfig()),
+                 out=Path(sys.argv[1]), workers=1,
                  keep_audio=2, progress=False)
 """
 
@@ -242,8 +245,8 @@ def test_resume_after_a_killed_build(tiny_dataset: SynthDataset, tmp_path: Path)
     feats.flush()
     del feats
 
-    path = generate_dataset(DatasetConfig(n_samples=N, seed=7), out=out, workers=1,
-                            keep_audio=2, progress=False)
+    path = generate_dataset(DatasetConfig(n_samples=N, seed=7, augment=AugmentConfig()), out=out,
+                            workers=1, keep_audio=2, progress=False)
     assert path == out and not partial.exists()
     ds = open_dataset(out)
     feats = np.load(out / "features.npy", mmap_mode="r+")

@@ -16,7 +16,7 @@ SR = 44100
 @pytest.fixture(scope="module")
 def clip(synth, seed12) -> np.ndarray:  # noqa: ANN001
     """A real 5 s, 4-instrument FluidSynth mix."""
-    from instrlab.mixing import MixConfig, mix_stems
+    from instrlab.synth.mixing import MixConfig, mix_stems
 
     cfg = ScoreConfig(min_instruments=4, max_instruments=4)
     score = generate_score(seed12, cfg, 0, 0)

@@ -10,13 +10,13 @@ import mlflow
 import numpy as np
 import pytest
 
-from instrlab.augment import AugmentConfig
 from instrlab.cli import main
 from instrlab.dataset import DatasetConfig, generate_dataset, open_dataset
 from instrlab.dataset.build import SampleRenderer
 from instrlab.errors import InstrlabError
-from instrlab.metrics import binarize, macro_f1
 from instrlab.predict import load_model
+from instrlab.synth.augment import AugmentConfig
+from instrlab.training.metrics import binarize, macro_f1
 
 FLUID = "FluidR3_GM.sf2"
 MUSESCORE = "MuseScore_General.sf3"  # both installed by scripts/setup.sh
@@ -39,7 +39,7 @@ def test_augmentations_are_deterministic_given_the_seed() -> None:
 
 
 def test_each_augmentation_changes_the_audio_but_not_the_labels() -> None:
-    plain = SampleRenderer(DatasetConfig(n_samples=4, seed=1))
+    plain = SampleRenderer(DatasetConfig(n_samples=4, seed=1, augment=AugmentConfig()))
     base, _ = plain.render_audio(plain.score(2))
     for aug in (AugmentConfig(tilt_db=4, train_only=False),
                 AugmentConfig(reverb_prob=1.0, train_only=False),
@@ -79,7 +79,7 @@ def test_formant_shift_keeps_the_written_pitch_and_timing() -> None:
 def test_gain_augmentation_spreads_stem_gains() -> None:
     r = SampleRenderer(DatasetConfig(n_samples=40, seed=2,
                                      augment=AugmentConfig(gain_db=6, train_only=False)))
-    plain = SampleRenderer(DatasetConfig(n_samples=40, seed=2))
+    plain = SampleRenderer(DatasetConfig(n_samples=40, seed=2, augment=AugmentConfig()))
     spreads = []
     for i in range(6):
         _, info = r.render_audio(r.score(i))
@@ -95,7 +95,7 @@ def test_only_training_clips_are_augmented_and_prob_picks_a_seeded_share() -> No
 
     n, seed = 40, 2
     split = split_indices(n, seed)
-    plain = SampleRenderer(DatasetConfig(n_samples=n, seed=seed))
+    plain = SampleRenderer(DatasetConfig(n_samples=n, seed=seed, augment=AugmentConfig()))
     every = SampleRenderer(DatasetConfig(n_samples=n, seed=seed,
                                          augment=AugmentConfig(stem_eq_db=6)))
     half = SampleRenderer(DatasetConfig(n_samples=n, seed=seed,
@@ -201,8 +201,9 @@ def test_cross_source_evaluation_links_runs(tmp_path: Path, monkeypatch: pytest.
 
 def test_evaluate_reads_clips_with_the_models_features(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from instrlab.pipeline import ModelConfig, prepare_dataset, train_and_evaluate
-    from instrlab.tracking import use_experiment
+    from instrlab.models.factory import ModelConfig
+    from instrlab.pipeline import prepare_dataset, train_and_evaluate
+    from instrlab.tracking.runs import use_experiment
     from instrlab.training import TrainConfig
 
     monkeypatch.chdir(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instrlab.metrics import binarize, macro_f1, multilabel_report, tune_thresholds
+from instrlab.training.metrics import binarize, macro_f1, multilabel_report, tune_thresholds
 
 NAMES = ["a", "b", "c"]
 Y = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]], dtype=np.uint8)

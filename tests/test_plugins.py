@@ -16,10 +16,10 @@ import pytest
 from instrlab import plugins
 from instrlab.errors import InstrlabError, PluginError
 from instrlab.instruments import get_instrument_set
-from instrlab.mixing import active_rms_db
 from instrlab.registry import features, instrument_sets
 from instrlab.reports import registry_table
 from instrlab.scores import Note
+from instrlab.synth.mixing import active_rms_db
 
 PROJECT_PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 

@@ -155,7 +155,7 @@ def test_instrument_set_validation() -> None:
 
 def test_builtins_register_on_first_use_and_keep_plugin_overrides() -> None:
     """A plugin may replace a built-in before the built-in module is imported."""
-    reg = Registry("gadget", builtin_module="json")  # any importable module
+    reg = Registry("gadget", ("json",))  # any importable module
 
     def plugin_version() -> str:
         return "plugin"

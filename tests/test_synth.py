@@ -12,10 +12,10 @@ import pytest
 
 from instrlab.errors import InstrlabError, UnknownNameError
 from instrlab.instruments import Instrument
-from instrlab.mixing import MixConfig, active_rms_db, mix_stems
 from instrlab.scores import Note, ScoreConfig, generate_score
-from instrlab.soundfonts import find_soundfont
 from instrlab.synth import FluidSynthBackend, get_synth
+from instrlab.synth.mixing import MixConfig, active_rms_db, mix_stems
+from instrlab.synth.soundfonts import find_soundfont
 
 SR = 44100
 SF3 = Path("/usr/share/sounds/sf3/MuseScore_General.sf3")
@@ -289,7 +289,7 @@ def test_mix_of_silence_and_extra_gain() -> None:
 
 
 def test_generator_offsets_change_one_stem_only(synth, seed12) -> None:  # noqa: ANN001
-    from instrlab.augment import VOICING_GENERATORS
+    from instrlab.synth.augment import VOICING_GENERATORS
 
     lead = seed12.instruments[7]  # square wave: bright, so a closed filter shows clearly
     notes = [Note(7, 67, 100, 0.1, 1.5)]

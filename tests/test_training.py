@@ -68,7 +68,7 @@ def test_training_learns(data: tuple[np.memmap, np.ndarray], scheduler: str) -> 
 
 
 def test_best_weights_are_restored(data: tuple[np.memmap, np.ndarray]) -> None:
-    from instrlab.metrics import binarize, macro_f1
+    from instrlab.training.metrics import binarize, macro_f1
 
     model, result = run(data)
     probs = predict_proba(model, data[0], np.arange(300, N))
@@ -142,6 +142,6 @@ def test_ema_weights_are_validated_and_kept(data: tuple[np.memmap, np.ndarray]) 
     assert ema.best_val_macro_f1 > 0.5
     feats, labels = data
     probs = predict_proba(model, feats, np.arange(300, N))
-    from instrlab.metrics import binarize, macro_f1
+    from instrlab.training.metrics import binarize, macro_f1
 
     assert macro_f1(labels[300:], binarize(probs, 0.5)) == pytest.approx(ema.best_val_macro_f1)

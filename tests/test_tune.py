@@ -23,7 +23,8 @@ from optuna.trial import TrialState
 from instrlab.cli import main
 from instrlab.dataset import DatasetConfig
 from instrlab.errors import InstrlabError
-from instrlab.pipeline import ModelConfig
+from instrlab.models.factory import ModelConfig
+from instrlab.synth.augment import AugmentConfig
 from instrlab.training import TrainConfig
 from instrlab.tune import (
     ATTR_FAIL,
@@ -43,7 +44,7 @@ from instrlab.tune import (
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 64
-DATA = DatasetConfig(n_samples=N, seed=3)
+DATA = DatasetConfig(n_samples=N, seed=3, augment=AugmentConfig())  # the CLI says --no-augment
 MODEL = ModelConfig("mel_cnn", {"width": 16, "n_blocks": 2})
 TRAIN = TrainConfig(epochs=2)
 CLI = ["--n-samples", str(N), "--seed", "3", "--epochs", "2", "--model-param", "width=16",

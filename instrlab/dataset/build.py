@@ -32,7 +32,16 @@ from typing import Any
 import numpy as np
 from scipy.signal import resample_poly
 
-from instrlab.augment import (
+from instrlab.dataset.config import DatasetConfig, build_identity, cache_dir, identity_digest
+from instrlab.dataset.stats import compute_stats
+from instrlab.dataset.store import split_indices
+from instrlab.errors import InstrlabError
+from instrlab.features import get_extractor
+from instrlab.features.base import fit_length
+from instrlab.instruments import InstrumentSet, get_instrument_set
+from instrlab.scores import Note, Score, generate_score, score_to_midi
+from instrlab.synth import get_synth
+from instrlab.synth.augment import (
     AugmentConfig,
     augment_mix,
     augment_rng,
@@ -44,16 +53,7 @@ from instrlab.augment import (
     transpositions,
     voicing_offsets,
 )
-from instrlab.dataset.config import DatasetConfig, build_identity, cache_dir, identity_digest
-from instrlab.dataset.stats import compute_stats
-from instrlab.dataset.store import split_indices
-from instrlab.errors import InstrlabError
-from instrlab.features import get_extractor
-from instrlab.features.base import fit_length
-from instrlab.instruments import InstrumentSet, get_instrument_set
-from instrlab.mixing import mix_stems, normalize_peak
-from instrlab.scores import Note, Score, generate_score, score_to_midi
-from instrlab.synth import get_synth
+from instrlab.synth.mixing import mix_stems, normalize_peak
 
 CHUNK = 32
 MIN_PARALLEL = 256  # samples below which worker processes cost more than they save

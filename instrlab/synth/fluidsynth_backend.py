@@ -26,7 +26,7 @@ from instrlab.errors import InstrlabError
 from instrlab.instruments import Instrument
 from instrlab.registry import synths
 from instrlab.scores import Note
-from instrlab.soundfonts import check_soundfont_header, find_soundfont, soundfont_checksum
+from instrlab.synth.soundfonts import check_soundfont_header, find_soundfont, soundfont_checksum
 
 BLOCK = 64  # FluidSynth's internal block size (FLUID_BUFSIZE)
 FLUID_WARN = 2  # log level of FluidSynth's warnings

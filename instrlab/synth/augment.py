@@ -11,8 +11,6 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft
-from scipy.signal import fftconvolve
 
 from instrlab.errors import InstrlabError
 
@@ -187,6 +185,8 @@ def smooth_eq(audio: np.ndarray, knots_db: np.ndarray, sample_rate: int) -> np.n
     interpolated linearly in log frequency and held flat beyond the ends."""
     if not np.any(knots_db):
         return audio
+    import scipy.fft  # here, not at the top: AugmentConfig is read by --help, scipy costs 1 s
+
     spec = scipy.fft.rfft(np.asarray(audio, np.float32))  # float32: half the cost of float64
     points = np.log2(eq_points_hz(len(knots_db)))
     gain_db = np.interp(_log2_bins(len(audio), sample_rate), points, knots_db)
@@ -197,6 +197,8 @@ def smooth_eq(audio: np.ndarray, knots_db: np.ndarray, sample_rate: int) -> np.n
 @functools.lru_cache(maxsize=8)
 def _log2_bins(n: int, sample_rate: int) -> np.ndarray:
     """log2 of the rfft bin frequencies of an ``n``-sample signal (DC clamped to 1 Hz)."""
+    import scipy.fft
+
     return np.log2(np.maximum(scipy.fft.rfftfreq(n, 1.0 / sample_rate), 1.0))
 
 
@@ -229,6 +231,8 @@ def augment_mix(audio: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
         out = tilt(out, drawn["tilt_db"], sample_rate)
     if cfg.reverb_prob and rng.random() < cfg.reverb_prob:
         drawn["rt60"] = float(rng.uniform(*cfg.reverb_seconds))
+        from scipy.signal import fftconvolve
+
         out = fftconvolve(out, synthetic_room(drawn["rt60"], sample_rate, rng))[: len(audio)]
     if cfg.noise_snr_db is not None:
         drawn["snr_db"] = float(rng.uniform(*cfg.noise_snr_db))
@@ -237,10 +241,3 @@ def augment_mix(audio: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
             scale = np.sqrt(power / 10 ** (drawn["snr_db"] / 10))
             out = out + rng.standard_normal(len(out)) * scale
     return out.astype(np.float32), drawn
-
-
-DEFAULT = AugmentConfig(gain_db=6.0, stem_eq_db=10.0, stem_tilt_db=3.0, prob=0.8)
-"""What ``instrlab main``/``train``/``generate`` use unless told otherwise (``evaluate``
-renders clean clips): 80 % of the training clips get per-instrument gain, EQ and tilt. Picked by
-measurement on MuseScore_General (README, "Generalization"); voicing, transposition and
-formant shift did not help there and stay off."""

@@ -1,6 +1,6 @@
 """Training-time augmentation of log-mel batches, for robustness to unseen soundfonts.
 
-Unlike :mod:`instrlab.augment` (audio, fixed per sample when the dataset is rendered),
+Unlike :mod:`instrlab.synth.augment` (audio, fixed per sample when the dataset is rendered),
 these draws change every epoch and cost nothing at generation time. All draws come from
 one ``torch.Generator`` seeded by the training seed, on the CPU, so a run is repeatable
 whatever the device.
@@ -9,61 +9,10 @@ whatever the device.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from instrlab.errors import InstrlabError
-
-
-@dataclass
-class SpecAugmentConfig:
-    """Strengths of the batch augmentations; all zero (off) by default."""
-
-    eq_db: float = 0.0
-    """Add a random EQ curve over the mel bins, within +-eq_db dB."""
-    eq_knots: int = 8
-    """Control points of the EQ curve (linearly interpolated over the bins): few give a
-    smooth coloration, many (32 over 128 bins) move neighbouring partials independently."""
-    freq_masks: int = 0
-    """Number of frequency bands blanked per clip (SpecAugment)."""
-    freq_mask_bins: int = 8
-    """Widest blanked frequency band, in mel bins."""
-    time_masks: int = 0
-    """Number of time spans blanked per clip (SpecAugment)."""
-    time_mask_frames: int = 40
-    """Longest blanked time span, in frames."""
-    shift_bins: int = 0
-    """Move each clip's spectrum up or down by up to this many mel bins (timbre and
-    tuning differences between soundfonts); the bins moved in take the silence floor."""
-    mixup_prob: float = 0.0
-    """Share of clips mixed with another clip of the batch; the labels are their union."""
-    mixup_gain_db: float = 6.0
-    """The added clip's level relative to the first, drawn from +-mixup_gain_db dB."""
-    floor_db: float = -80.0
-    """The features' silence floor (``logmel``'s ``-top_db``); mixing clips to it."""
-
-    def __post_init__(self) -> None:
-        checks = [
-            (0 <= self.eq_db <= 40, "eq_db", "must be in 0..40"),
-            (2 <= self.eq_knots <= 64, "eq_knots", "must be in 2..64"),
-            (0 <= self.freq_masks <= 16, "freq_masks", "must be in 0..16"),
-            (1 <= self.freq_mask_bins, "freq_mask_bins", "must be >= 1"),
-            (0 <= self.time_masks <= 16, "time_masks", "must be in 0..16"),
-            (1 <= self.time_mask_frames, "time_mask_frames", "must be >= 1"),
-            (0 <= self.shift_bins <= 32, "shift_bins", "must be in 0..32"),
-            (0 <= self.mixup_prob <= 1, "mixup_prob", "must be in 0..1"),
-            (0 <= self.mixup_gain_db <= 40, "mixup_gain_db", "must be in 0..40"),
-            (self.floor_db < 0, "floor_db", "must be < 0"),
-        ]
-        for ok, name, fix in checks:
-            if not ok:
-                raise InstrlabError(f"spec augment: {name} = {getattr(self, name)!r} {fix}")
-
-    @property
-    def active(self) -> bool:
-        return bool(self.eq_db or self.freq_masks or self.time_masks or self.mixup_prob
-                    or self.shift_bins)
+from instrlab.training.config import SpecAugmentConfig
 
 
 def _uniform(gen: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> torch.Tensor:
@@ -144,9 +93,3 @@ def augment_batch(
         tmask = band_masks(gen, n, n_frames, cfg.time_masks, cfg.time_mask_frames).to(dev)
         x = torch.where(tmask[:, None, :], fill, x)
     return (x[:, None] if squeeze else x), y
-
-
-DEFAULT = SpecAugmentConfig(eq_db=10.0, eq_knots=32, freq_masks=2, time_masks=2,
-                            mixup_prob=0.5)
-"""What ``instrlab main``/``train`` use unless told otherwise: measured to lift macro F1 on
-an unseen soundfont (MuseScore_General) without costing F1 on the training soundfont."""

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,76 +15,11 @@ import torch
 from torch import nn
 
 from instrlab.errors import InstrlabError
-from instrlab.metrics import binarize, macro_f1, tune_thresholds
-from instrlab.spec_augment import SpecAugmentConfig, augment_batch
-
-SCHEDULERS = ("none", "cosine", "onecycle")
+from instrlab.training.batch_augment import augment_batch
+from instrlab.training.config import TrainConfig
+from instrlab.training.metrics import binarize, macro_f1, tune_thresholds
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings; defaults follow the seed (Adam 1e-3, batch 64, 20 epochs)."""
-
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    scheduler: str = "onecycle"
-    """``onecycle`` (peak ``lr``; measured best on the seed protocol), ``cosine`` or ``none``
-    (the seed's constant rate)."""
-    early_stopping_patience: int = 0
-    seed: int = 0
-    device: str = "auto"
-    num_threads: int = 0
-    threshold: float = 0.5
-    tune_thresholds: bool = False
-    """Pick each instrument's threshold on the validation split (the best epoch's
-    probabilities) instead of ``threshold``."""
-    min_labels: int = 0
-    """Every clip holds at least this many instruments: a clip with fewer over threshold
-    is given its most probable ones (1 fits the seed protocol; 0 trusts thresholds alone)."""
-    ema_decay: float = 0.0
-    """Validate, select and keep an exponential moving average of the weights (per step;
-    e.g. 0.998); 0 keeps the weights as trained."""
-    spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
-    """Batch augmentations drawn anew every epoch (see :mod:`instrlab.spec_augment`)."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.spec_augment, dict):
-            self.spec_augment = SpecAugmentConfig(**self.spec_augment)
-        checks = [
-            (self.epochs >= 1, "epochs", "must be an integer >= 1"),
-            (self.batch_size >= 2, "batch_size", "must be an integer >= 2 (BatchNorm needs 2)"),
-            (self.lr > 0 and math.isfinite(self.lr), "lr", "must be a finite number > 0"),
-            (self.weight_decay >= 0, "weight_decay", "must be >= 0"),
-            (self.early_stopping_patience >= 0, "early_stopping_patience",
-             "must be >= 0 (0 turns early stopping off)"),
-            (self.num_threads >= 0, "num_threads", "must be >= 0 (0 uses every core)"),
-            (0.0 < self.threshold < 1.0, "threshold", "must lie strictly between 0 and 1"),
-            (self.min_labels >= 0, "min_labels", "must be >= 0 (0 trusts the thresholds alone)"),
-            (0.0 <= self.ema_decay < 1.0, "ema_decay", "must be in [0, 1) (0 turns EMA off)"),
-        ]
-        for ok, name, fix in checks:
-            if not ok:
-                raise InstrlabError(f"train config: {name} = {getattr(self, name)!r} {fix}")
-        if self.scheduler not in SCHEDULERS:
-            raise InstrlabError(
-                f"train config: scheduler = {self.scheduler!r} is unknown; "
-                f"use one of {', '.join(SCHEDULERS)}"
-            )
-
-    def check_classes(self, n_classes: int) -> None:
-        """Raise :class:`InstrlabError` for settings a dataset of ``n_classes`` cannot meet."""
-        if self.min_labels > n_classes:
-            raise InstrlabError(
-                f"train config: min_labels = {self.min_labels} is more than the {n_classes} "
-                "instruments of the dataset; lower it"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass

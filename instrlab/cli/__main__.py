@@ -1,0 +1,7 @@
+"""``python -m instrlab.cli``: the same as the ``instrlab`` command."""
+
+import sys
+
+from instrlab.cli import main
+
+sys.exit(main())

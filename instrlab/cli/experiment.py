@@ -1,0 +1,147 @@
+"""Sub-commands that train and score models in MLflow: ``main``, ``train``, ``evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from instrlab.cli.data import add_workers_option
+from instrlab.cli.options import (
+    add_config_options,
+    add_dataset_options,
+    add_train_options,
+    config_from_args,
+)
+from instrlab.config import ExperimentConfig, evaluation_data
+
+
+def add_tracking_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("tracking")
+    g.add_argument("--run-name", default=None, help="MLflow run name (default: derived)")
+    g.add_argument("--register-model", default=None, metavar="NAME",
+                   help="also register the model in the MLflow model registry as NAME")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_experiment_options(p: argparse.ArgumentParser) -> None:
+    """Everything ``main``, ``train`` and ``tune`` share."""
+    base = ExperimentConfig()
+    add_dataset_options(p, base)
+    add_train_options(p, base)
+    add_config_options(p)
+    add_workers_option(p)
+    add_tracking_options(p)
+
+
+def check_experiment(cfg: ExperimentConfig) -> None:
+    """One-line errors for what no run of ``cfg`` can do, before any work."""
+    from instrlab.instruments import get_instrument_set
+    from instrlab.registry import models
+
+    models.get(cfg.model.name)
+    cfg.train.check_classes(len(get_instrument_set(cfg.data.instruments)))
+
+
+def run_experiment(args: argparse.Namespace, track_generate: bool) -> int:
+    """Dataset, then training and evaluation in one MLflow run."""
+    import mlflow
+
+    from instrlab.pipeline import prepare_dataset, train_and_evaluate
+    from instrlab.tracking.runs import check_tracking, use_experiment
+
+    cfg = config_from_args(args)
+    data, model, train = cfg.data, cfg.model, cfg.train
+    check_experiment(cfg)
+    check_tracking()
+    use_experiment(data.instruments)
+    name = args.run_name or (f"{model.name} {data.features} n={data.n_samples} "
+                             f"ep={train.epochs} bs={train.batch_size} lr={train.lr:g}")
+    with mlflow.start_run(run_name=name) as run:
+        ds = prepare_dataset(data, workers=args.workers, progress=not args.no_progress,
+                             nested_run=track_generate)
+        metrics = train_and_evaluate(ds, model, train, register_as=args.register_model,
+                                     progress=not args.no_progress)
+        print(f"run {run.info.run_id}: test_macro_f1 {metrics['test_macro_f1']:.4f}")
+    return 0
+
+
+def evaluation_config(args: argparse.Namespace) -> ExperimentConfig:
+    """Evaluation data (clean, seed 1) under the user's settings."""
+    return config_from_args(args, adjust=lambda c: dataclasses.replace(
+        c, data=evaluation_data(c.data)))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from instrlab.cli.options import DEST
+    from instrlab.pipeline import evaluate_logged_model, log_generalization_report
+    from instrlab.predict import load_model
+    from instrlab.tracking.runs import check_tracking, use_experiment
+
+    check_tracking()
+    loaded = load_model(args.model_uri)  # once, for every source
+    data = evaluation_config(args).data
+    if not hasattr(args, DEST + "data.features"):  # read clips as the model was trained to
+        data = dataclasses.replace(data, features=loaded.meta["features"],
+                                   feature_params=dict(loaded.meta.get("feature_params") or {}))
+    sources = args.eval_soundfont or [data.soundfont]
+    use_experiment(data.instruments)
+
+    def one(soundfont: str | None, nested: bool) -> dict[str, float]:
+        cfg = dataclasses.replace(data, soundfont=soundfont)
+        label = Path(soundfont).name if soundfont else "default soundfont"
+        with mlflow.start_run(run_name=f"evaluate {args.model_uri[:12]} on {label}",
+                              nested=nested):
+            metrics = evaluate_logged_model(args.model_uri, cfg, workers=args.workers,
+                                            progress=not args.no_progress, loaded=loaded)
+        print(f"{label}: test_macro_f1 {metrics['test_macro_f1']:.4f}")
+        return metrics
+
+    if len(sources) == 1:
+        one(sources[0], nested=False)
+        return 0
+    with mlflow.start_run(run_name=args.run_name or f"generalization {args.model_uri[:12]}"):
+        results = {Path(sf).name if sf else "default": one(sf, nested=True) for sf in sources}
+        log_generalization_report(args.model_uri, results)
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("main", help="the whole pipeline: dataset -> train -> evaluate, in MLflow",
+                       description="Build or reuse the dataset (tracked as a nested generate "
+                                   "run, reused when one exists), train on 70 %%, select on "
+                                   "10 %%, test once on 20 %%, log everything to MLflow.")
+    add_experiment_options(p)
+    p.set_defaults(handler=lambda a: run_experiment(a, track_generate=True),
+                   resolve=config_from_args)
+
+    p = sub.add_parser("train", help="train and test a model on a dataset, in one MLflow run",
+                       description="Like main, without a separate generate run.")
+    add_experiment_options(p)
+    p.set_defaults(handler=lambda a: run_experiment(a, track_generate=False),
+                   resolve=config_from_args)
+
+    base = ExperimentConfig()
+    base = dataclasses.replace(base, data=evaluation_data(base.data))
+    p = sub.add_parser("evaluate", help="score a logged model on any dataset config",
+                       description="Evaluate a logged model on a dataset (for example the same "
+                                   "protocol rendered with another soundfont) in a new MLflow "
+                                   "run tagged with the training run's id. Evaluation clips "
+                                   "are clean and use seed 1 unless told otherwise, and are "
+                                   "read with the model's own features by default.")
+    p.add_argument("model_uri", help="run id, runs:/ or models:/ URI, model directory or "
+                                     "registered model name")
+    add_dataset_options(p, base)
+    p._option_string_actions["--features"].help = (
+        "feature extractor (default: the model's, with its parameters)")
+    add_config_options(p)
+    add_workers_option(p)
+    p.add_argument("--eval-soundfont", action="append", default=[], metavar="SOUNDFONT",
+                   help="evaluate on the protocol rendered with each of these soundfonts "
+                        "(repeatable): one run each, nested under a generalization report")
+    p.add_argument("--run-name", default=None, help="MLflow run name")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_evaluate, resolve=evaluation_config)

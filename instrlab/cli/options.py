@@ -1,0 +1,267 @@
+"""Command-line options that set configuration fields, declared once for every command.
+
+An option names the dotted config path it sets; it has no default of its own (argparse's
+``SUPPRESS``), so an option not given falls through to the dataclass default, and
+``--help`` prints that default by reading the config. Resolution order, lowest first:
+preset, ``--config`` file, ``--set``, then the options themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any
+
+from instrlab import config as cfgmod
+from instrlab.config import ExperimentConfig
+from instrlab.synth.augment import AugmentConfig
+from instrlab.training.config import SCHEDULERS, SpecAugmentConfig
+
+DEST = "config:"  # argparse dest prefix of options that set a config path
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One option: ``flag`` sets ``path``; ``const`` makes it a switch that sets that value."""
+
+    flag: str
+    path: str
+    help: str
+    metavar: str | None = None
+    choices: Sequence[str] | None = None
+    const: Any = None
+    nargs: int | None = None
+    append: bool = False
+
+
+DATASET = (
+    Opt("--n-samples", "data.n_samples", "number of clips to synthesize (the seed: 8000)", "N"),
+    Opt("--instruments", "data.instruments", "registered instrument set (see `instrlab list`)",
+        "NAME"),
+    Opt("--synth", "data.synth", "synth backend", "NAME"),
+    Opt("--soundfont", "data.soundfont", "SoundFont path or file name (none: "
+        "$INSTRLAB_SOUNDFONT or FluidR3_GM.sf2 found in the usual system places)", "SF2"),
+    Opt("--features", "data.features", "feature extractor (seed_image is the seed's input)",
+        "NAME"),
+    Opt("--seed", "data.seed", "master seed: same seed, same bytes", "N"),
+    Opt("--min-instruments", "data.score.min_instruments", "fewest instruments in a clip", "N"),
+    Opt("--max-instruments", "data.score.max_instruments", "most instruments in a clip", "N"),
+    Opt("--clip-seconds", "data.score.clip_seconds", "clip length in seconds", "S"),
+    Opt("--reverb", "data.reverb", "render with FluidSynth's reverb (slower)", const=True),
+    Opt("--chorus", "data.chorus", "render with FluidSynth's chorus (slower)", const=True),
+    Opt("--extra-soundfont", "data.extra_soundfonts", "render with this soundfont too "
+        "(repeatable); see --soundfont-per", "SOUNDFONT", append=True),
+    Opt("--soundfont-per", "data.soundfont_per", "with extra soundfonts: each clip draws one "
+        "soundfont, or each instrument its own", choices=("sample", "instrument")),
+)
+
+AUGMENT = (  # before the fields, so that --no-augment --augment-gain-db 3 keeps the 3
+    Opt("--no-augment", "data.augment", "turn every audio augmentation off (clean clips, as "
+        "the seed)", const=AugmentConfig()),
+    Opt("--augment-gain-db", "data.augment.gain_db", "move each instrument's level by up to "
+        "+-DB before mixing", "DB"),
+    Opt("--augment-stem-eq-db", "data.augment.stem_eq_db", "give each instrument its own smooth "
+        "random EQ within +-DB (50 Hz..16 kHz): another recording of it", "DB"),
+    Opt("--augment-stem-eq-knots", "data.augment.stem_eq_knots", "control points of the stem "
+        "EQ and tilt; more points, finer curves", "N"),
+    Opt("--augment-stem-tilt-db", "data.augment.stem_tilt_db", "tilt each instrument by up to "
+        "+-DB per octave around 1 kHz: darker or brighter recordings", "DB"),
+    Opt("--augment-formant-shift", "data.augment.formant_shift", "render each instrument up to "
+        "+-N semitones off pitch and resample it back: a larger or smaller body", "N"),
+    Opt("--augment-voicing", "data.augment.voicing", "vary each instrument's SoundFont envelope,"
+        " filter and vibrato by S (0..1) of their ranges", "S"),
+    Opt("--augment-transpose", "data.augment.transpose", "move each instrument's notes by up to "
+        "+-N semitones, so other sample zones of the soundfont sound", "N"),
+    Opt("--augment-tilt-db", "data.augment.tilt_db", "random spectral tilt of the mix, up to "
+        "+-DB per octave", "DB"),
+    Opt("--augment-reverb-prob", "data.augment.reverb_prob", "share of clips put in a synthetic "
+        "room, RT60 0.2..1.2 s", "P"),
+    Opt("--augment-noise-snr", "data.augment.noise_snr_db", "add white noise at an SNR in "
+        "LOW..HIGH dB", ("LOW", "HIGH"), nargs=2),
+    Opt("--augment-prob", "data.augment.prob", "share of training clips augmented; the rest "
+        "stay clean", "P"),
+    Opt("--augment-all-splits", "data.augment.train_only", "augment validation and test clips "
+        "too (default: training clips only)", const=False),
+)
+
+MODEL = (
+    Opt("--model", "model.name", "registered model (seed_cnn reproduces the seed with "
+        "--features seed_image)", "NAME"),
+    Opt("--model-param", "model.params", "keyword argument for the model factory "
+        "(repeatable)", "KEY=VALUE", append=True),
+)
+
+TRAINING = (
+    Opt("--epochs", "train.epochs", "training epochs (the seed: 20)", "N"),
+    Opt("--batch-size", "train.batch_size", "batch size", "N"),
+    Opt("--lr", "train.lr", "Adam learning rate (onecycle's peak)", "LR"),
+    Opt("--weight-decay", "train.weight_decay", "Adam weight decay", "WD"),
+    Opt("--scheduler", "train.scheduler", "learning-rate schedule (the seed: none)",
+        choices=SCHEDULERS),
+    Opt("--early-stopping", "train.early_stopping_patience", "stop after PATIENCE epochs "
+        "without a better validation macro F1 (0: off)", "PATIENCE"),
+    Opt("--tune-thresholds", "train.tune_thresholds", "pick each instrument's threshold on the "
+        "validation split; false uses 0.5 for all, as the seed", "BOOL", nargs=-1),
+    Opt("--min-labels", "train.min_labels", "every clip holds at least N instruments: a clip "
+        "with fewer over threshold is given its N most probable ones (0: thresholds alone)",
+        "N"),
+    Opt("--ema-decay", "train.ema_decay", "validate and keep an exponential moving average of "
+        "the weights with decay D (0: off)", "D"),
+    Opt("--train-seed", "train.seed", "seed of weight init, shuffling and batch augmentation",
+        "N"),
+    Opt("--device", "train.device", "auto (CUDA when available, else CPU), cpu or cuda",
+        "DEVICE"),
+    Opt("--threads", "train.num_threads", "CPU threads for torch (0: all cores)", "N"),
+)
+
+SPEC_AUGMENT = (
+    Opt("--no-spec-augment", "train.spec_augment", "turn every training-time augmentation off "
+        "(as the seed)", const=SpecAugmentConfig()),
+    Opt("--spec-eq-db", "train.spec_augment.eq_db", "random EQ over the mel bins within +-DB",
+        "DB"),
+    Opt("--spec-eq-knots", "train.spec_augment.eq_knots", "control points of that EQ curve; "
+        "more points move neighbouring partials independently", "N"),
+    Opt("--spec-freq-masks", "train.spec_augment.freq_masks", "SpecAugment: frequency bands "
+        "blanked per clip", "N"),
+    Opt("--spec-time-masks", "train.spec_augment.time_masks", "SpecAugment: time spans blanked "
+        "per clip", "N"),
+    Opt("--spec-shift-bins", "train.spec_augment.shift_bins", "move each clip's spectrum by up "
+        "to +-N mel bins", "N"),
+    Opt("--mixup-prob", "train.spec_augment.mixup_prob", "share of clips mixed with another "
+        "clip of the batch, labels united", "P"),
+)
+
+
+# ---------------------------------------------------------------- building the parser
+
+
+def hint_at(path: str) -> Any:
+    """The declared type of the config field at ``path``."""
+    obj: Any = ExperimentConfig
+    hint: Any = ExperimentConfig
+    for part in path.split("."):
+        hint = typing.get_type_hints(obj)[part]
+        obj = hint
+    return hint
+
+
+def show(value: Any) -> str:
+    """A default as the command line would spell it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (tuple, list)):
+        return " ".join(show(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={show(v)}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def _argtype(hint: Any) -> Callable[[str], Any]:
+    """A parse-time check for numbers (so ``--epochs x`` fails as argparse does)."""
+    return hint if hint in (int, float) else str
+
+
+def add_options(group: Any, options: Sequence[Opt], base: Any) -> None:
+    """Add ``options`` to an argparse group; ``base`` supplies the defaults shown."""
+    for o in options:
+        dest = DEST + o.path
+        if o.const is not None:
+            group.add_argument(o.flag, dest=dest, action="store_const", const=o.const,
+                               default=argparse.SUPPRESS, help=o.help)
+            continue
+        default = cfgmod.get(base, o.path)
+        kw: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "metavar": o.metavar,
+                              "help": f"{o.help} (default: {show(default)})"}
+        if o.choices:
+            kw.update(choices=list(o.choices), metavar=None)
+        elif o.nargs == -1:  # a bool that may stand alone: --tune-thresholds [BOOL]
+            kw.update(nargs="?", const="true")
+        elif o.nargs:
+            kw.update(nargs=o.nargs)
+        else:
+            hint = hint_at(o.path)
+            kw["type"] = _argtype(hint)
+        if o.append:
+            kw["action"] = "append"
+        group.add_argument(o.flag, **kw)
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """``--preset``, ``--config`` and ``--set``: any setting, without an option of its own."""
+    g = p.add_argument_group("configuration (resolved in this order, the options above last)")
+    g.add_argument("--preset", choices=list(cfgmod.PRESETS), default=None,
+                   help="start from a named configuration: " + "; ".join(
+                       f"{k}: {v[0]}" for k, v in cfgmod.PRESETS.items()) + " (default: default)")
+    g.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="TOML file of settings, tables by section: [train] epochs = 30, "
+                        "[data.augment] gain_db = 3; may name a preset = \"plain\"")
+    g.add_argument("--set", dest="set_", action="append", default=[], metavar="PATH=VALUE",
+                   help="any setting by its dotted path, e.g. train.epochs=30 "
+                        "data.augment.voicing=0.5 (repeatable; several per argument, separated "
+                        "by spaces); `instrlab config` lists every path")
+
+
+def add_dataset_options(p: argparse.ArgumentParser, base: ExperimentConfig) -> None:
+    add_options(p.add_argument_group("dataset"), DATASET, base)
+    a = p.add_argument_group(
+        "audio augmentation, seeded per clip (robustness to unseen soundfonts; 0 turns an "
+        "option off)")
+    add_options(a, AUGMENT, base)
+
+
+def add_train_options(p: argparse.ArgumentParser, base: ExperimentConfig) -> None:
+    add_options(p.add_argument_group("model"), MODEL, base)
+    add_options(p.add_argument_group("training"), TRAINING, base)
+    add_options(p.add_argument_group(
+        "training-time augmentation, drawn anew each epoch from --train-seed (0 turns a part "
+        "off)"), SPEC_AUGMENT, base)
+
+
+# ---------------------------------------------------------------- reading the options
+
+
+def given(args: argparse.Namespace) -> dict[str, Any]:
+    """The config paths the options set, in the order of the option tables."""
+    out: dict[str, Any] = {}
+    for o in (*DATASET, *AUGMENT, *MODEL, *TRAINING, *SPEC_AUGMENT):
+        if not hasattr(args, DEST + o.path):
+            continue
+        value = getattr(args, DEST + o.path)
+        if o.path == "model.params":
+            for key, val in cfgmod.parse_assignments(value).items():
+                out[f"model.params.{key}"] = val
+        else:
+            out[o.path] = value
+    return out
+
+
+def config_from_args(args: argparse.Namespace, adjust: Callable[[ExperimentConfig],
+                     ExperimentConfig] | None = None) -> ExperimentConfig:
+    """The configuration the options describe (see :func:`instrlab.config.resolve`); ``--set``
+    comes before the options, so an option wins over the same path in ``--set``."""
+    changes = {**cfgmod.parse_assignments(getattr(args, "set_", []))}
+    for path, value in given(args).items():
+        changes.pop(path, None)  # keep the options' order after --set's
+        changes[path] = value
+    return cfgmod.resolve(getattr(args, "preset", None), getattr(args, "config", None),
+                          changes, adjust)
+
+
+def config_paths(obj: Any = None, prefix: str = "") -> list[tuple[str, Any]]:
+    """Every settable dotted path of ``obj`` (default: ``ExperimentConfig()``) and its value."""
+    obj = ExperimentConfig() if obj is None else obj
+    out: list[tuple[str, Any]] = []
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        path = f"{prefix}{f.name}"
+        if is_dataclass(value):
+            out.extend(config_paths(value, path + "."))
+        else:
+            out.append((path, value))
+    return out

@@ -1,0 +1,48 @@
+"""Which model to build, and building it through the model registry (timm's create_model).
+
+``ModelConfig`` imports no torch, so the command line can show its defaults quickly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from instrlab.errors import InstrlabError, first_line
+from instrlab.registry import models
+
+
+@dataclass
+class ModelConfig:
+    """Which registered model to build, with its keyword arguments."""
+
+    name: str = "mel_cnn"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) -> Any:
+    """Create the model and check that features of ``input_shape`` fit it."""
+    import torch
+
+    try:
+        model = models.create(cfg.name, input_shape=tuple(input_shape), n_classes=n_classes,
+                              **cfg.params)
+    except TypeError as exc:
+        raise InstrlabError(f"model {cfg.name!r} rejected its parameters ({exc})") from exc
+    try:
+        with torch.no_grad():
+            model.eval()
+            out = model(torch.zeros((2, *input_shape)))
+            model.train()
+    except RuntimeError as exc:
+        raise InstrlabError(
+            f"model {cfg.name!r} cannot take features of shape {tuple(input_shape)} "
+            f"({first_line(exc, 120)}); pick features that fit it (seed_cnn takes "
+            "seed_image, mel_cnn takes logmel)"
+        ) from exc
+    if tuple(out.shape) != (2, n_classes):
+        raise InstrlabError(
+            f"model {cfg.name!r} returned shape {tuple(out.shape)} for 2 clips; expected "
+            f"(2, {n_classes})"
+        )
+    return model

@@ -1,0 +1,1 @@
+"""MLflow tracking: experiments, tags and run reuse (:mod:`.runs`), figures (:mod:`.plots`)."""

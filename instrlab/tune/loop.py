@@ -1,0 +1,214 @@
+"""The trial loop of one process: the objective (one nested MLflow run per trial) and
+trials until the study holds ``n_trials``. The parent process and every worker run it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import optuna
+
+from instrlab import pipeline
+from instrlab.console import console
+from instrlab.dataset import DatasetConfig
+from instrlab.errors import InstrlabError, first_line
+from instrlab.models.factory import ModelConfig
+from instrlab.tracking.runs import TAG_STEP
+from instrlab.training import TrainConfig
+from instrlab.tune.keys import (
+    ATTR_BEST_EPOCH,
+    ATTR_FAIL,
+    ATTR_HOST,
+    ATTR_INTERRUPTED,
+    ATTR_PID,
+    ATTR_PRUNED_AT,
+    ATTR_RUN,
+    ATTR_WORKER,
+    OBJECTIVE,
+    TAG_ROLE,
+    TAG_STATE,
+    TAG_STORAGE,
+    TAG_STUDY,
+    TAG_TRIAL,
+)
+from instrlab.tune.locks import dataset_lock
+from instrlab.tune.space import SearchSpace
+from instrlab.tune.storage import StorageInfo
+from instrlab.tune.trials import best_trial, counts, fail_dead_trials
+from instrlab.tune.view import LiveView, fmt_param
+
+MAX_FAILS_IN_A_ROW = 3
+
+
+@dataclass
+class TrialContext:
+    """What the trials of one process share: the study, the fixed configs, the datasets."""
+
+    study: optuna.Study
+    space: SearchSpace
+    data: DatasetConfig
+    model: ModelConfig
+    train: TrainConfig
+    datasets: dict[str, Any]
+    parent_run_id: str
+    experiment_id: str
+    storage: StorageInfo
+    worker: int
+    view: LiveView | None = None
+    fails_in_a_row: int = 0
+
+
+def data_key(cfg: DatasetConfig) -> str:
+    """The key of a data variant in :attr:`TrialContext.datasets`."""
+    return json.dumps(cfg.feature_params, sort_keys=True, default=str)
+
+
+def prepare_datasets(space: SearchSpace, data: DatasetConfig, **kwargs: Any) -> dict[str, Any]:
+    """Every dataset the trials can ask for, by :func:`data_key`; ``kwargs`` go to
+    :func:`instrlab.pipeline.prepare_dataset`."""
+    datasets = {}
+    for variant in space.data_variants(data):
+        with dataset_lock(variant):
+            datasets[data_key(variant)] = pipeline.prepare_dataset(variant, **kwargs)
+    return datasets
+
+
+class TrialFailed(Exception):
+    """A trial ended with an error (recorded in the trial); the study goes on."""
+
+
+def make_objective(ctx: TrialContext) -> Callable[[optuna.Trial], float]:
+    """The objective: train one trial's configs in a nested run, report every epoch."""
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr(ATTR_HOST, socket.gethostname())
+        trial.set_user_attr(ATTR_PID, os.getpid())
+        trial.set_user_attr(ATTR_WORKER, ctx.worker)
+        values = ctx.space.suggest(trial)
+        data, model, train = ctx.space.apply(values, ctx.data, ctx.model, ctx.train)
+        ds = ctx.datasets[data_key(data)]
+        best, epoch_now = -math.inf, 0
+        t0 = time.perf_counter()
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            nonlocal best, epoch_now
+            epoch_now = epoch
+            best = max(best, metrics[OBJECTIVE])
+            trial.report(best, epoch)
+            if ctx.view is not None:
+                ctx.view.refresh({trial.number: f"epoch {epoch}/{train.epochs}: {best:.4f}"})
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch} at {best:.4f}")
+
+        with mlflow.start_run(run_name=f"trial {trial.number}", nested=True,
+                              parent_run_id=ctx.parent_run_id,
+                              experiment_id=ctx.experiment_id) as run:
+            trial.set_user_attr(ATTR_RUN, run.info.run_id)
+            mlflow.set_tags({TAG_STUDY: ctx.study.study_name, TAG_STORAGE: ctx.storage.display,
+                             TAG_TRIAL: trial.number, TAG_STATE: "RUNNING",
+                             TAG_ROLE: "trial", "instrlab.worker": ctx.worker})
+            mlflow.log_params({f"tune.{k}": v for k, v in values.items()})
+
+            def finish(state: str, status: str, **tags: str) -> None:
+                # train_and_evaluate tags its runs step=train: a trial is step=trial
+                mlflow.set_tags({TAG_STEP: "trial", TAG_STATE: state, **tags})
+                mlflow.end_run(status)
+
+            try:
+                result = pipeline.train_and_evaluate(ds, model, train, progress=False,
+                                                     log_model=False, evaluate_test=False,
+                                                     on_epoch=on_epoch)
+            except optuna.TrialPruned:
+                trial.set_user_attr(ATTR_PRUNED_AT, epoch_now)
+                mlflow.log_metrics({"best_val_macro_f1": max(best, 0.0),
+                                    "pruned_at_epoch": epoch_now,
+                                    "seconds_trial": time.perf_counter() - t0})
+                finish("PRUNED", "KILLED")
+                _report(ctx, trial.number, "PRUNED", best, values, t0)
+                raise
+            except KeyboardInterrupt:
+                trial.set_user_attr(ATTR_INTERRUPTED, True)
+                finish("INTERRUPTED", "KILLED")
+                raise
+            except Exception as exc:
+                reason = first_line(exc)
+                trial.set_user_attr(ATTR_FAIL, reason)
+                finish("FAIL", "FAILED", **{"instrlab.fail_reason": reason})
+                _report(ctx, trial.number, f"FAIL ({reason})", best, values, t0)
+                ctx.fails_in_a_row += 1
+                raise TrialFailed(reason) from exc
+            value = float(result["best_val_macro_f1"])
+            trial.set_user_attr(ATTR_BEST_EPOCH, int(result["best_epoch"]))
+            mlflow.log_metric("seconds_trial", time.perf_counter() - t0)
+            finish("COMPLETE", "FINISHED")
+        ctx.fails_in_a_row = 0
+        _report(ctx, trial.number, "COMPLETE", value, values, t0)
+        return value
+
+    return objective
+
+
+def _report(ctx: TrialContext, number: int, state: str, value: float, values: dict[str, Any],
+            t0: float) -> None:
+    """One line per finished trial (and a refreshed view)."""
+    prev = best_trial(ctx.study.get_trials(deepcopy=False))
+    best = max([v for v in (prev.value if prev else None,
+                            value if state == "COMPLETE" else None) if v is not None],
+               default=None)
+    best_text = "" if best is None else f" (best {best:.4f})"
+    params = " ".join(f"{k}={fmt_param(v)}" for k, v in values.items())
+    val = f"{value:.4f}" if value > -math.inf else "-"
+    who = f"worker {ctx.worker} " if ctx.worker else ""
+    console.print(f"{who}trial {number} {state} {OBJECTIVE} {val}{best_text} {params} "
+                  f"[{time.perf_counter() - t0:.0f} s]", highlight=False, soft_wrap=True)
+    if ctx.view is not None:
+        ctx.view.refresh({})
+
+
+def run_trials(ctx: TrialContext, n_trials: int, deadline: float | None) -> int:
+    """Trials until the study holds ``n_trials`` counted trials (or the deadline)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials are reported by _report
+    objective = make_objective(ctx)
+    ran = 0
+    while True:
+        fail_dead_trials(ctx.study)
+        if counts(ctx.study.get_trials(deepcopy=False))["counted"] >= n_trials:
+            break
+        if deadline is not None and time.time() >= deadline:
+            console.print("tune: timeout reached; no new trials")
+            break
+        ctx.study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=False,
+                           show_progress_bar=False)
+        ran += 1
+        if ctx.fails_in_a_row >= MAX_FAILS_IN_A_ROW:
+            last = ctx.study.get_trials(deepcopy=False)[-1].user_attrs.get(ATTR_FAIL, "")
+            raise InstrlabError(f"{MAX_FAILS_IN_A_ROW} trials in a row failed (last: {last}); "
+                                "fix the search space or the settings")
+    return ran
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends a trial like Ctrl-C: marked interrupted, its MLflow run KILLED."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

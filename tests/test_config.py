@@ -1,0 +1,170 @@
+"""One home for every default: the Python API, ``instrlab`` and ``mlflow run .`` agree.
+
+The MLproject side renders each entry point's command line with MLflow's own project
+loader (what ``mlflow run`` executes) and resolves it as the experiment script does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.projects._project_spec import load_project
+
+from instrlab import config as cfgmod
+from instrlab.cli import build_parser, entry_point_argv, resolve_config
+from instrlab.config import ExperimentConfig, evaluation_data, preset
+from instrlab.dataset.config import DatasetConfig
+from instrlab.errors import InstrlabError
+from instrlab.synth.augment import AugmentConfig
+from instrlab.training.config import SpecAugmentConfig, TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mlflow_run_config(entry_point: str, params: dict[str, str] | None = None
+                      ) -> ExperimentConfig:
+    """What ``mlflow run . -e ENTRY_POINT -P ...`` would train with."""
+    command = load_project(str(ROOT)).get_entry_point(entry_point).compute_command(
+        params or {}, None)
+    argv = shlex.split(command)
+    assert argv[0] == "python" and argv[1].startswith("experiments/"), argv
+    script = Path(argv[1]).stem
+    command_name = "main" if script == "main" else script
+    return resolve_config([command_name, *entry_point_argv(argv[2:])])
+
+
+def patch_default(monkeypatch: pytest.MonkeyPatch, cls: type, name: str, value: object) -> None:
+    """Change a dataclass field's default in this process, as an edit of its source would."""
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    defaults = list(cls.__init__.__defaults__)  # type: ignore[misc]
+    assert len(defaults) == len(names)  # every field has a default
+    defaults[names.index(name)] = value
+    monkeypatch.setattr(cls.__init__, "__defaults__", tuple(defaults))
+
+
+def test_main_mlflow_run_and_the_python_api_resolve_the_same_config() -> None:
+    api = ExperimentConfig()
+    assert resolve_config(["main"]) == api
+    assert resolve_config(["train"]) == api
+    assert resolve_config(["tune"]) == api
+    assert mlflow_run_config("main") == api
+    assert mlflow_run_config("train") == api
+    assert mlflow_run_config("tune") == api
+    assert mlflow_run_config("generate").data == api.data
+    # the defaults are the robust pipeline's, not the seed's plain protocol
+    assert api.train.epochs == 24 and api.train.tune_thresholds and api.train.min_labels == 1
+    assert api.train.spec_augment.active and api.data.augment.active
+
+
+def test_a_changed_dataclass_default_reaches_all_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    patch_default(monkeypatch, TrainConfig, "epochs", 31)
+    patch_default(monkeypatch, DatasetConfig, "n_samples", 123)
+    patch_default(monkeypatch, SpecAugmentConfig, "freq_mask_bins", 5)
+    api = ExperimentConfig()
+    assert (api.train.epochs, api.data.n_samples) == (31, 123)
+    assert api.train.spec_augment.freq_mask_bins == 5
+    for cfg in (resolve_config(["main"]), mlflow_run_config("main"),
+                mlflow_run_config("tune")):
+        assert cfg == api
+    assert mlflow_run_config("generate").data.n_samples == 123
+    assert resolve_config(["evaluate", "RUN"]).data.n_samples == 123
+    assert preset("plain").data.n_samples == 123  # presets change the defaults, not copy them
+    helptext = build_parser()._subparsers._group_actions[0].choices["main"].format_help()
+    assert "(default: 31)" in " ".join(helptext.split())
+
+
+def test_presets_are_named_changes_of_the_defaults() -> None:
+    plain, seed = preset("plain"), preset("seed")
+    assert plain.data.augment == AugmentConfig() and not plain.train.spec_augment.active
+    assert (plain.train.epochs, plain.train.tune_thresholds, plain.train.min_labels) == (
+        20, False, 0)
+    assert plain.model == ExperimentConfig().model  # everything else stays
+    assert (seed.data.features, seed.model.name, seed.train.scheduler) == (
+        "seed_image", "seed_cnn", "none")
+    assert resolve_config(["main", "--preset", "seed"]) == seed
+    assert mlflow_run_config("seed_repro") == seed
+    assert mlflow_run_config("main", {"preset": "plain"}) == plain
+    with pytest.raises(InstrlabError, match="unknown preset 'fast'; use one of default"):
+        preset("fast")
+
+
+def test_options_set_and_config_files_resolve_in_one_order(tmp_path: Path) -> None:
+    toml = tmp_path / "exp.toml"
+    toml.write_text('preset = "plain"\n[train]\nepochs = 7\nlr = 0.01\n'
+                    '[data.augment]\ngain_db = 3\n[model.params]\nwidth = 16\n')
+    cfg = resolve_config(["main", "--config", str(toml)])
+    assert cfg.train.epochs == 7 and cfg.train.lr == 0.01 and cfg.model.params == {"width": 16}
+    assert cfg.data.augment == AugmentConfig(gain_db=3)  # on the plain preset's clean clips
+    assert not cfg.train.spec_augment.active
+    # --set after the file, options after --set; a preset option wins over the file's
+    cfg = resolve_config(["main", "--config", str(toml), "--set", "train.epochs=9 train.lr=0.02",
+                          "--epochs", "11", "--preset", "default"])
+    assert (cfg.train.epochs, cfg.train.lr) == (11, 0.02)
+    assert cfg.train.spec_augment == ExperimentConfig().train.spec_augment
+    cfg = resolve_config(["main", "--set", "data.augment.noise_snr_db=10,20",
+                          "--set", "data.extra_soundfonts=[\"a.sf2\"]; train.tune_thresholds=no",
+                          "--model-param", "width=8", "--model-param", "dropout=0.25"])
+    assert cfg.data.augment.noise_snr_db == (10.0, 20.0)
+    assert cfg.data.extra_soundfonts == ("a.sf2",) and cfg.train.tune_thresholds is False
+    assert cfg.model.params == {"width": 8, "dropout": 0.25}
+    assert mlflow_run_config("main", {"set": "train.epochs=3 data.score.clip_seconds=2.5",
+                                      "lr": "0.004", "n_samples": "96"}) == cfgmod.override(
+        ExperimentConfig(), {"train.epochs": 3, "data.score.clip_seconds": 2.5,
+                             "train.lr": 0.004, "data.n_samples": 96})
+    # --no-augment clears the audio augmentation; a field given with it still counts
+    cfg = resolve_config(["main", "--no-augment", "--augment-gain-db", "2"])
+    assert cfg.data.augment == AugmentConfig(gain_db=2)
+
+
+def test_evaluation_data_is_clean_and_seeded_apart_from_training() -> None:
+    cfg = resolve_config(["evaluate", "RUN"])
+    assert cfg.data == evaluation_data(DatasetConfig())
+    assert cfg.data.seed == 1 and not cfg.data.augment.active
+    assert resolve_config(["evaluate", "RUN", "--seed", "4"]).data.seed == 4
+    assert mlflow_run_config("evaluate", {"model_uri": "RUN"}).data == cfg.data
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"train.epoch": "3"}, "unknown setting 'train.epoch'. Did you mean 'epochs'?"),
+    ({"train.epochs": "x"}, "setting 'train.epochs': 'x' is not a valid int"),
+    ({"train.epochs": "0"}, "epochs = 0 must be an integer >= 1"),
+    ({"data.augment.gain_db": "-1"}, "augment gain_db must be in 0..40"),
+    ({"data.augment.noise_snr_db": "1,2,3"}, "expected 2 values"),
+    ({"train.tune_thresholds": "maybe"}, "expected true or false"),
+    ({"model.params.width.x": "1"}, "'width' holds plain values"),
+    ({"data.n_samples": "2.5"}, "is not a valid int"),
+])
+def test_bad_settings_are_one_line_errors(changes: dict[str, str], message: str) -> None:
+    with pytest.raises(InstrlabError, match=message.replace("(", r"\(").replace("?", r"\?")) \
+            as info:
+        cfgmod.override(ExperimentConfig(), changes)
+    assert "\n" not in str(info.value)
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "instrlab.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def test_config_command_prints_every_path_and_bad_input_is_one_line(tmp_path: Path) -> None:
+    out = run_cli("config", "--set", "train.epochs=5", "--augment-gain-db", "2")
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(" = ", 1) for line in out.stdout.splitlines())
+    assert lines["train.epochs"] == "5" and lines["data.augment.gain_db"] == "2"
+    assert lines["data.instruments"] == "'seed12'" and "train.spec_augment.eq_knots" in lines
+    for args, message in [
+        (("config", "--set", "train.epoc=5"), "Did you mean 'epochs'?"),
+        (("config", "--config", str(tmp_path / "missing.toml")), "does not exist"),
+        (("config", "--set", "epochs"), "must look like PATH=VALUE"),
+    ]:
+        bad = run_cli(*args)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+        assert bad.stderr.startswith("instrlab: error: ") and message in bad.stderr
+    (tmp_path / "broken.toml").write_text("[train\nepochs = ")
+    bad = run_cli("config", "--config", str(tmp_path / "broken.toml"))
+    assert bad.returncode == 2 and "is not readable TOML" in bad.stderr
