@@ -20,8 +20,12 @@ console = Console(stderr=True)
 
 
 @contextlib.contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[Progress]:
-    """A rich progress bar on stderr (disabled: a bar that draws nothing)."""
+def progress_bar(enabled: bool = True, info: bool = False) -> Iterator[Progress]:
+    """A rich progress bar on stderr (disabled: a bar that draws nothing).
+
+    ``info``: a last column showing each task's ``info`` field (e.g. the running loss).
+    """
+    extra = [TextColumn("{task.fields[info]}")] if info else []
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -29,6 +33,7 @@ def progress_bar(enabled: bool = True) -> Iterator[Progress]:
         TaskProgressColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        *extra,
         console=console,
         disable=not enabled,
         transient=False,

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from instrlab.errors import InstrlabError
+from instrlab.errors import InstrlabError, first_line
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_META = "instrlab_model.json"
@@ -56,7 +56,7 @@ def load_model(ref: str) -> LoadedModel:
         local = Path(mlflow.artifacts.download_artifacts(uri))
         model = mlflow.pytorch.load_model(str(local), map_location="cpu")
     except (MlflowException, OSError) as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        first = first_line(exc, 160)
         raise InstrlabError(
             f"cannot load model {ref!r} ({first}); pass the id of a finished instrlab run, a "
             "registered model name or a model directory"
@@ -93,7 +93,7 @@ def read_audio(path: Path, sample_rate: int) -> np.ndarray:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as exc:
         raise InstrlabError(
-            f"{path}: not a readable audio file ({str(exc).splitlines()[0][:100]}); "
+            f"{path}: not a readable audio file ({first_line(exc, 100)}); "
             "use WAV, FLAC or OGG"
         ) from exc
     if audio.shape[0] == 0:

@@ -10,7 +10,14 @@ import torch
 
 from instrlab.errors import InstrlabError
 from instrlab.models.mel_cnn import mel_cnn
-from instrlab.training import TrainConfig, fit, pick_device, pos_weights, predict_proba
+from instrlab.training import (
+    SpecAugmentConfig,
+    TrainConfig,
+    fit,
+    pick_device,
+    pos_weights,
+    predict_proba,
+)
 
 N, BINS, FRAMES, CLASSES = 384, 16, 32, 4
 
@@ -44,8 +51,12 @@ def small_model() -> torch.nn.Module:
 
 def run(data: tuple[np.memmap, np.ndarray], **kw: object):  # noqa: ANN201
     feats, labels = data
+    # the loop alone: no batch augmentation, a flat 0.5 (TrainConfig's defaults are the
+    # robust pipeline's, for real clips)
     cfg = TrainConfig(**{"epochs": 4, "batch_size": 32, "lr": 3e-3, "num_threads": 1,
-                         "device": "cpu", "scheduler": "none", **kw})
+                         "device": "cpu", "scheduler": "none",
+                         "spec_augment": SpecAugmentConfig(), "tune_thresholds": False,
+                         "min_labels": 0, **kw})
     torch.manual_seed(123)  # model init; fit seeds its own shuffling and dropout
     model = small_model()
     return model, fit(model, feats, labels, np.arange(0, 300), np.arange(300, N), cfg,

@@ -10,7 +10,7 @@ import mlflow
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
-from instrlab.errors import InstrlabError
+from instrlab.errors import InstrlabError, first_line
 
 # artifact downloads print tqdm bars into our rich output otherwise
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -33,7 +33,7 @@ def check_tracking() -> str:
     try:
         mlflow.search_experiments(max_results=1)
     except Exception as exc:  # the client raises many kinds for an unreachable store
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise InstrlabError(
             f"MLflow tracking URI {uri} cannot be reached ({first}); start the tracking "
             "server or fix MLFLOW_TRACKING_URI"

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from instrlab.console import progress_bar
 from instrlab.errors import InstrlabError
 from instrlab.training.batch_augment import augment_batch
 from instrlab.training.config import TrainConfig
@@ -93,24 +94,6 @@ def _make_scheduler(
 
 def _autocast(device: torch.device) -> Any:
     return torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
-
-
-def _progress(enabled: bool) -> Any:
-    if not enabled:
-        return nullcontext(None)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-    )
 
 
 @torch.no_grad()
@@ -198,16 +181,15 @@ def _fit(
     train_seconds, train_samples = 0.0, 0
     since_best = 0
     start = time.perf_counter()
-    with _progress(progress) as bar:
-        ep_task = bar.add_task("epochs", total=cfg.epochs, info="") if bar is not None else None
-        b_task = bar.add_task("batches", total=steps, info="") if bar is not None else None
+    with progress_bar(progress, info=True) as bar:
+        ep_task = bar.add_task("epochs", total=cfg.epochs, info="")
+        b_task = bar.add_task("batches", total=steps, info="")
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
             lr = float(opt.param_groups[0]["lr"])
             model.train()
             loss_sum, seen = 0.0, 0
-            if bar is not None:
-                bar.reset(b_task, total=steps)
+            bar.reset(b_task, total=steps)
             for chunk in batches(train_idx, cfg.batch_size, rng):
                 x = gather(features, chunk).to(device, non_blocking=True)
                 y = torch.from_numpy(labels[chunk].astype(np.float32)).to(device)
@@ -225,8 +207,7 @@ def _fit(
                     ema.update_parameters(model)
                 loss_sum += loss.item() * len(chunk)
                 seen += len(chunk)
-                if bar is not None:
-                    bar.update(b_task, advance=1, info=f"loss {loss_sum / seen:.4f}")
+                bar.update(b_task, advance=1, info=f"loss {loss_sum / seen:.4f}")
             train_time = time.perf_counter() - t0
             train_seconds += train_time
             train_samples += seen
@@ -255,8 +236,7 @@ def _fit(
                                             judged.state_dict().items()})
                 best_val_probs = val_probs
                 result.best_epoch, result.best_val_macro_f1 = epoch, f1
-            if bar is not None:
-                bar.update(ep_task, advance=1, info=f"val F1 {f1:.4f} (best {best_key[0]:.4f})")
+            bar.update(ep_task, advance=1, info=f"val F1 {f1:.4f} (best {best_key[0]:.4f})")
             if on_epoch is not None:
                 on_epoch(epoch, dict(metrics))
             if cfg.early_stopping_patience and since_best >= cfg.early_stopping_patience:
