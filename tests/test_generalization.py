@@ -48,7 +48,8 @@ def test_each_augmentation_changes_the_audio_but_not_the_labels() -> None:
                 AugmentConfig(voicing=1.0, train_only=False),
                 AugmentConfig(transpose=5, train_only=False),
                 AugmentConfig(stem_tilt_db=3, train_only=False),
-                AugmentConfig(formant_shift=3, train_only=False)):
+                AugmentConfig(formant_shift=3, train_only=False),
+                AugmentConfig(lowpass_prob=1.0, train_only=False)):
         r = SampleRenderer(DatasetConfig(n_samples=4, seed=1, augment=aug))
         assert r.score(2) == plain.score(2)
         audio, _ = r.render_audio(r.score(2))
@@ -74,6 +75,20 @@ def test_formant_shift_keeps_the_written_pitch_and_timing() -> None:
         peak_hz = np.fft.rfftfreq(len(seg), 1 / 44100)[np.argmax(spectrum)]
         assert abs(peak_hz - 440.0) < 3  # A4 still sounds as A4
         assert not np.allclose(audio, plain, atol=1e-3)  # but from another sample's body
+
+
+def test_lowpass_augmentation_removes_what_lies_above_its_cutoff() -> None:
+    aug = AugmentConfig(lowpass_prob=1.0, lowpass_hz=(2000.0, 2000.0), train_only=False)
+    clean = SampleRenderer(DatasetConfig(n_samples=4, seed=1, augment=AugmentConfig()))
+    cut = SampleRenderer(DatasetConfig(n_samples=4, seed=1, augment=aug))
+    band = np.fft.rfftfreq(5 * 44100, 1 / 44100) > 4000  # an octave above the cutoff
+    for i in range(3):
+        a, _ = clean.render_audio(clean.score(i))
+        b, info = cut.render_audio(cut.score(i))
+        assert info["augment"] == {"lowpass_hz": 2000.0}
+        high_a = np.sum(np.abs(np.fft.rfft(a))[band] ** 2) / np.sum(a**2)
+        high_b = np.sum(np.abs(np.fft.rfft(b))[band] ** 2) / np.sum(b**2)
+        assert high_a > 0 and high_b < high_a * 1e-4  # at least 40 dB less energy up there
 
 
 def test_gain_augmentation_spreads_stem_gains() -> None:
@@ -118,7 +133,9 @@ def test_only_training_clips_are_augmented_and_prob_picks_a_seeded_share() -> No
                                  AugmentConfig(stem_tilt_db=20),
                                  AugmentConfig(formant_shift=13),
                                  AugmentConfig(reverb_seconds=(2.0, 1.0)),
-                                 AugmentConfig(noise_snr_db=(30.0, 10.0))])
+                                 AugmentConfig(noise_snr_db=(30.0, 10.0)),
+                                 AugmentConfig(lowpass_prob=-0.5),
+                                 AugmentConfig(lowpass_hz=(8000.0, 30000.0))])
 def test_bad_augmentation_is_an_error(bad: AugmentConfig) -> None:
     with pytest.raises(InstrlabError, match="augment"):
         DatasetConfig(n_samples=4, augment=bad)

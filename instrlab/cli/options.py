@@ -80,6 +80,9 @@ AUGMENT = (  # before the fields, so that --no-augment --augment-gain-db 3 keeps
         "room, RT60 0.2..1.2 s", "P"),
     Opt("--augment-noise-snr", "data.augment.noise_snr_db", "add white noise at an SNR in "
         "LOW..HIGH dB", ("LOW", "HIGH"), nargs=2),
+    Opt("--augment-lowpass-prob", "data.augment.lowpass_prob", "share of clips band-limited "
+        "at a cutoff drawn from data.augment.lowpass_hz: a sample set stored at a lower rate",
+        "P"),
     Opt("--augment-prob", "data.augment.prob", "share of training clips augmented; the rest "
         "stay clean", "P"),
     Opt("--augment-all-splits", "data.augment.train_only", "augment validation and test clips "

@@ -39,7 +39,8 @@ EQ_LOW_HZ, EQ_HIGH_HZ = 50.0, 16000.0  # the stem EQ's control points span this 
 # (field, low, high) of the options whose only rule is a closed range
 _RANGES = (("gain_db", 0, 40), ("tilt_db", 0, 12), ("reverb_prob", 0, 1), ("voicing", 0, 1),
            ("transpose", 0, 24), ("formant_shift", 0, 12), ("prob", 0, 1),
-           ("stem_eq_db", 0, 40), ("stem_tilt_db", 0, 12), ("stem_eq_knots", 2, 64))
+           ("stem_eq_db", 0, 40), ("stem_tilt_db", 0, 12), ("stem_eq_knots", 2, 64),
+           ("lowpass_prob", 0, 1))
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,11 @@ class AugmentConfig:
     train_only: bool = True
     """Augment only clips of the training split: validation and test clips stay clean, so
     model selection and the test figures measure the protocol itself."""
+    lowpass_prob: float = 0.0
+    """Share of clips band-limited at a cutoff drawn log-uniformly from ``lowpass_hz``: a
+    sample set stored at a lower rate (many GM soundfonts keep 22..32 kHz samples)."""
+    lowpass_hz: tuple[float, float] = (4000.0, 16000.0)
+    """Range of that cutoff in Hz; above it the mix falls by 48 dB per octave."""
 
     def validate(self) -> None:
         for name, low, high in _RANGES:
@@ -92,6 +98,11 @@ class AugmentConfig:
         if not 0 < lo <= hi <= 10:
             raise InstrlabError(
                 f"augment reverb_seconds must satisfy 0 < low <= high <= 10, got {lo}..{hi}"
+            )
+        lo, hi = self.lowpass_hz
+        if not 100 <= lo <= hi <= 22050:
+            raise InstrlabError(
+                f"augment lowpass_hz must satisfy 100 <= low <= high <= 22050, got {lo}..{hi}"
             )
         if self.noise_snr_db is not None:
             lo, hi = self.noise_snr_db
@@ -109,7 +120,7 @@ class AugmentConfig:
     def active(self) -> bool:
         return bool(self.gain_db or self.tilt_db or self.reverb_prob or self.noise_snr_db
                     or self.shapes_stems or self.voicing or self.transpose
-                    or self.formant_shift)
+                    or self.formant_shift or self.lowpass_prob)
 
 
 def augments_clip(cfg: AugmentConfig, sample_seed: int, in_train_split: bool) -> bool:
@@ -211,6 +222,15 @@ def tilt(audio: np.ndarray, db_per_octave: float, sample_rate: int) -> np.ndarra
     return np.fft.irfft(spec, n=len(audio))
 
 
+def lowpass(audio: np.ndarray, cutoff_hz: float, sample_rate: int) -> np.ndarray:
+    """Cut everything above ``cutoff_hz`` by 48 dB per octave (floored at -120 dB)."""
+    spec = np.fft.rfft(audio.astype(np.float64))
+    octaves = np.log2(np.maximum(np.fft.rfftfreq(len(audio), 1.0 / sample_rate), 1.0)
+                      / cutoff_hz)
+    spec *= 10 ** (np.maximum(-48.0 * np.clip(octaves, 0.0, None), -120.0) / 20)
+    return np.fft.irfft(spec, n=len(audio))
+
+
 def synthetic_room(rt60: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """A room impulse response: a direct path plus exponentially decaying noise."""
     n = int(rt60 * sample_rate)
@@ -240,4 +260,8 @@ def augment_mix(audio: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
         if power > 0:
             scale = np.sqrt(power / 10 ** (drawn["snr_db"] / 10))
             out = out + rng.standard_normal(len(out)) * scale
+    if cfg.lowpass_prob and rng.random() < cfg.lowpass_prob:
+        lo, hi = np.log(cfg.lowpass_hz)
+        drawn["lowpass_hz"] = float(np.exp(rng.uniform(lo, hi)))
+        out = lowpass(out, drawn["lowpass_hz"], sample_rate)
     return out.astype(np.float32), drawn
