@@ -7,12 +7,15 @@ so any sample can be regenerated alone and dataset shards are independent.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import mido
 import numpy as np
 
 from instrlab.errors import InstrlabError
 from instrlab.instruments import InstrumentSet
+
+if TYPE_CHECKING:
+    import mido
 
 TICKS_PER_BEAT = 960
 TEMPO_BPM = 120.0
@@ -130,6 +133,8 @@ def generate_score(iset: InstrumentSet, cfg: ScoreConfig, master_seed: int, inde
 
 def score_to_midi(score: Score, iset: InstrumentSet) -> mido.MidiFile:
     """The score as a type-1 MIDI file: one track per instrument, one channel each."""
+    import mido  # here: ScoreConfig is read by --help, and mido costs 0.1 s to import
+
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     meta = mido.MidiTrack()
     meta.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(TEMPO_BPM), time=0))

@@ -9,7 +9,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${INSTRLAB_VENV:-$ROOT/.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${INSTRLAB_TORCH:-torch==2.13.0}
-APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont-small)
+# FluidR3 (training, the seed), MuseScore_General (shares 9 of seed12's presets with FluidR3),
+# TimGM6mb and csound's sf_GMbank (independent recordings): the sample families instrlab tests
+APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont-small timgm6mb-soundfont
+              csound-soundfont)
 say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 missing_apt=()
@@ -23,7 +26,7 @@ fi
 if ((${#missing_apt[@]})); then
     if ! command -v apt-get >/dev/null 2>&1; then
         say "missing system packages: ${missing_apt[*]}, and apt-get is not available."
-        say "install FluidSynth 2 (libfluidsynth), the FluidR3_GM and MuseScore_General soundfonts and python3-venv with your package manager, then run this again."
+        say "install FluidSynth 2 (libfluidsynth), the FluidR3_GM, MuseScore_General, TimGM6mb and sf_GMbank (csound) soundfonts and python3-venv with your package manager, then run this again."
         exit 1
     fi
     SUDO=()

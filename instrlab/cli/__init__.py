@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from instrlab.cli import data, experiment, predict, tune
+from instrlab.cli import data, experiment, predict, soundfonts, tune
 from instrlab.config import ExperimentConfig
 from instrlab.errors import InstrlabError
 
-COMMANDS = (data, experiment, predict, tune)
+COMMANDS = (data, experiment, predict, soundfonts, tune)
 
 
 def build_parser() -> argparse.ArgumentParser:
