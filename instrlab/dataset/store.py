@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from instrlab.dataset.config import DatasetConfig
+from instrlab.dataset.integrity import COMPLETE, finished_problem, read_meta
 from instrlab.errors import InstrlabError
 
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
@@ -91,25 +92,30 @@ class SynthDataset:
 
 
 def open_dataset(path: str | Path) -> SynthDataset:
-    """Open a finished dataset; unfinished or foreign directories are clear errors."""
+    """Open a finished dataset; unfinished, foreign or damaged directories are clear errors.
+
+    Checked before anything is read: config.json, the COMPLETE marker naming its digest,
+    whole arrays (header, shape, size) and as many manifest lines and counted samples as
+    ``n_samples``.
+    """
     path = Path(path)
     if not path.is_dir():
         raise InstrlabError(f"dataset {path} does not exist; build it with instrlab generate")
-    if not (path / "COMPLETE").exists():
+    if not (path / COMPLETE).exists():
         raise InstrlabError(
             f"dataset {path} is incomplete (an interrupted build?); run instrlab generate "
             "again with the same options to resume it"
         )
     try:
-        meta = json.loads((path / "config.json").read_text())
-        ds = SynthDataset(path, meta)
-        if ds.features.shape[0] != len(ds) or list(ds.features.shape[1:]) != meta["shape"]:
-            raise ValueError("features.npy does not match config.json")
-    except (OSError, ValueError, KeyError) as exc:
+        meta = read_meta(path)
+        problem = finished_problem(path, meta)
+    except ValueError as exc:
+        problem = str(exc)
+    if problem:
         raise InstrlabError(
-            f"dataset {path} is corrupt ({exc}); delete it and run instrlab generate again"
-        ) from exc
-    return ds
+            f"dataset {path} is corrupt ({problem}); delete it and run instrlab generate again"
+        )
+    return SynthDataset(path, meta)
 
 
 class FeatureDataset:
