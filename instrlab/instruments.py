@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from instrlab.errors import InstrlabError, PluginError
-from instrlab.registry import instrument_sets
+from instrlab.registry import check_name, instrument_sets
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
@@ -63,6 +62,7 @@ class InstrumentSet:
     instruments: tuple[Instrument, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        check_name(self.name, "instrument set name", "rename the set")
         if not self.instruments:
             raise InstrlabError(f"instrument set {self.name!r} has no instruments")
         names = [i.name for i in self.instruments]

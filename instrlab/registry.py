@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -19,6 +20,20 @@ T = TypeVar("T", bound=Callable[..., Any])
 
 BUILTIN = "built-in"
 _current_source: list[str] = [BUILTIN]
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+NAME_RULE = ("names are 1..64 lower-case letters, digits, '_', '.' or '-', start with a letter "
+             "or digit and hold no '..'")
+"""The one rule for every registered name: names become path components (dataset
+directories are named after the instrument set and features), so none may hold a path
+separator or climb out of a directory."""
+
+
+def check_name(name: object, what: str, fix: str) -> str:
+    """``name`` if it follows :data:`NAME_RULE`, else an :class:`InstrlabError` naming ``what``."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or ".." in name:
+        raise InstrlabError(f"{what} {name!r} is not a valid name: {NAME_RULE}; {fix}")
+    return name
 
 
 @contextlib.contextmanager
@@ -66,7 +81,7 @@ class Registry(Generic[T]):
         """Register ``factory`` under ``name``; usable as ``@reg.register("x")`` or a call."""
 
         def add(fn: T) -> T:
-            key = name or fn.__name__
+            key = check_name(name or fn.__name__, f"{self.kind} name", "rename it")
             source = _current_source[-1]
             old = self._entries.get(key)
             if old is not None and old.override and source == BUILTIN:
@@ -97,8 +112,10 @@ class Registry(Generic[T]):
             known = sorted(self._entries)
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
+            skipped = importlib.import_module(PLUGIN_LOADER).skipped_note()
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(known) or 'none'}"
+                f"{skipped}"
             ) from None
 
     def get(self, name: str) -> T:
@@ -123,7 +140,8 @@ class Registry(Generic[T]):
 
 
 PLUGIN_LOADER = "instrlab.plugins"
-"""Module whose ``load_plugins()`` imports entry points and plugin directories."""
+"""Module whose ``load_plugins()`` imports entry points and plugin directories, and whose
+``skipped_note()`` says which ``./plugins`` it left out."""
 
 # Built-in components: one module each, imported on a registry's first lookup.
 instrument_sets: Registry[Callable[..., Any]] = Registry(

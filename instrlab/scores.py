@@ -32,6 +32,10 @@ class ScoreConfig:
     gap_seconds: tuple[float, float] = (0.0, 1.0)
     note_seconds: tuple[float, float] = (0.3, 2.0)
     clip_seconds: float = 5.0
+    pitch_shift: int = 0
+    """Semitones added to every drawn pitch (after the draw, so notes, timing and labels are
+    those of the unshifted score): -12 and 12 score a model an octave outside its training
+    range. Pitches stay within MIDI's 0..127."""
 
     def validate(self, n_instruments: int) -> None:
         """Raise :class:`InstrlabError` for settings no score can satisfy."""
@@ -57,6 +61,8 @@ class ScoreConfig:
             raise InstrlabError(f"gap_seconds must be 0 <= low <= high, got {glo}..{ghi}")
         if not 0 < nlo <= nhi:
             raise InstrlabError(f"note_seconds must be 0 < low <= high, got {nlo}..{nhi}")
+        if not -48 <= self.pitch_shift <= 48:
+            raise InstrlabError(f"pitch_shift must be in -48..48 semitones, got {self.pitch_shift}")
         if not 0.5 <= self.clip_seconds <= 600:
             raise InstrlabError(f"clip_seconds must be in 0.5..600, got {self.clip_seconds}")
 
@@ -117,6 +123,7 @@ def generate_score(iset: InstrumentSet, cfg: ScoreConfig, master_seed: int, inde
             gap = float(rng.uniform(*cfg.gap_seconds))
             dur = float(rng.uniform(*cfg.note_seconds))
             pitch = int(rng.integers(spec.pitch_range[0], spec.pitch_range[1] + 1))
+            pitch = min(127, max(0, pitch + cfg.pitch_shift))
             vel = int(rng.integers(spec.velocity_range[0], spec.velocity_range[1] + 1))
             start = t + gap
             if j == 0:

@@ -51,7 +51,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A clean world for plugin and CLI tests; yields the temporary working directory.
 
     - the working directory is an empty temporary directory (so ``./plugins`` is not
-      the project's) and ``INSTRLAB_CACHE`` points into it;
+      the project's) and ``INSTRLAB_CACHE`` points into it; it stands in for the
+      instrlab checkout (``plugins.PROJECT_ROOT``), so its ``./plugins`` loads;
     - ``INSTRLAB_PLUGINS`` and ``INSTRLAB_SOUNDFONT`` are unset;
     - the registries hold only the built-in components and plugins load again on the
       next lookup; afterwards the registries, the "plugins loaded" flag and
@@ -69,6 +70,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
+    monkeypatch.setattr(plugins, "PROJECT_ROOT", work)
     monkeypatch.setenv("INSTRLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv(plugins.PATH_VARIABLE, raising=False)
     monkeypatch.delenv("INSTRLAB_SOUNDFONT", raising=False)

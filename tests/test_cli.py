@@ -148,7 +148,8 @@ def test_instrlab_plugins_naming_a_missing_directory(isolated: Path,
 def test_broken_plugin_breaks_list_with_one_line(tmp_path: Path) -> None:
     """Through the installed console script: exit code and stderr as a user sees them."""
     write(tmp_path / "plugins" / "broken.py", "raise RuntimeError('boom')\n")
-    result = run_cli(["list"], cwd=tmp_path, INSTRLAB_CACHE=str(tmp_path / "cache"))
+    result = run_cli(["list"], cwd=tmp_path, INSTRLAB_CACHE=str(tmp_path / "cache"),
+                     INSTRLAB_PLUGINS="./plugins")
     assert result.returncode == 2 and result.stdout == ""
     assert_one_line_error(result.stderr, f"plugin {tmp_path / 'plugins' / 'broken.py'}",
                           "RuntimeError: boom")

@@ -101,6 +101,18 @@ def test_every_sample_has_its_own_seed(seed12) -> None:  # noqa: ANN001
     assert sum(a.notes != b.notes for a, b in zip(in_sequence, other)) == 40
 
 
+@pytest.mark.parametrize("shift", [-12, 12])
+def test_pitch_shift_moves_every_note_and_keeps_the_rest(seed12, shift: int) -> None:  # noqa: ANN001
+    for index in range(20):
+        base = generate_score(seed12, ScoreConfig(), 3, index)
+        moved = generate_score(seed12, ScoreConfig(pitch_shift=shift), 3, index)
+        assert moved.instruments == base.instruments
+        assert [(n.instrument, n.start, n.end, n.velocity) for n in moved.notes] == [
+            (n.instrument, n.start, n.end, n.velocity) for n in base.notes]
+        assert [m.pitch - n.pitch for m, n in zip(moved.notes, base.notes)] == [shift] * len(
+            base.notes)
+
+
 def test_score_config_validation() -> None:
     cases = [
         (ScoreConfig(min_instruments=0), "min_instruments must be >= 1"),

@@ -35,9 +35,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from instrlab.plugins import loaded_summary
     from instrlab.reports import registry_table
 
-    Console().print(registry_table(args.kind))
+    console = Console()
+    console.print(registry_table(args.kind))
+    for line in loaded_summary():  # which plugin code ran, and which ./plugins did not
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -77,7 +81,10 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("list", help="list registered components and where they come from",
                        description="Every registered instrument set, synth backend, feature "
                                    "extractor and model, with its source (built-in, plugin "
-                                   "file or entry point).")
+                                   "file or entry point), then the entry points and plugin "
+                                   "directories loaded and a ./plugins skipped (it loads only "
+                                   "from this instrlab checkout or when INSTRLAB_PLUGINS "
+                                   "names it).")
     p.add_argument("kind", nargs="?", choices=["instruments", "synths", "features", "models"],
                    help="only this registry")
     p.set_defaults(handler=cmd_list)

@@ -10,16 +10,17 @@ Layout of a finished dataset directory::
     examples/       WAV and MIDI of the first --keep-audio samples
     COMPLETE        written last
 
-A build goes into ``<name>.partial/`` and is renamed when complete, so no directory that
-looks finished is ever half-written. Work is done in chunks; each chunk's rows are
-flushed before its manifest file is written, and a rerun skips chunks that have one.
+A build goes into ``<name>.partial/`` and is renamed when complete and checked, so no
+directory that looks finished is ever half-written; the lock ``<name>.lock`` beside it
+keeps a second process from building the same directory at once. Work is done in chunks;
+each chunk's rows are flushed before its record file is written, and a rerun skips chunks
+that have one (the states a kill can leave: :mod:`instrlab.dataset.partial`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import multiprocessing as mp
 import os
 import shutil
@@ -32,8 +33,24 @@ from typing import Any
 import numpy as np
 from scipy.signal import resample_poly
 
-from instrlab.dataset.config import DatasetConfig, build_identity, cache_dir, identity_digest
-from instrlab.dataset.stats import compute_stats
+from instrlab.dataset.config import (
+    DatasetConfig,
+    allowed_soundfonts,
+    build_identity,
+    cache_dir,
+    identity_digest,
+    safe_component,
+)
+from instrlab.dataset.integrity import inspect_dataset
+from instrlab.dataset.lock import claim
+from instrlab.dataset.partial import (
+    chunk_path,
+    discard,
+    finish_partial,
+    note,
+    open_partial,
+    write_json,
+)
 from instrlab.dataset.store import split_indices
 from instrlab.errors import InstrlabError
 from instrlab.features import get_extractor
@@ -57,7 +74,6 @@ from instrlab.synth.mixing import mix_stems, normalize_peak
 
 CHUNK = 32
 MIN_PARALLEL = 256  # samples below which worker processes cost more than they save
-COMPLETE = "COMPLETE"
 SOUNDFONT_STREAM = 0x5F0  # random stream of soundfont choices, apart from the score's
 
 
@@ -96,6 +112,7 @@ class SampleRenderer:
         self.extractor = get_extractor(cfg.features, sample_rate=cfg.sample_rate,
                                        clip_seconds=cfg.score.clip_seconds, **cfg.feature_params)
         self._train: frozenset[int] | None = None
+        self._allowed = allowed_soundfonts(cfg, self.iset)
 
     @property
     def synth(self) -> Any:
@@ -116,6 +133,9 @@ class SampleRenderer:
         if k == 1:
             return [0] * len(score.instruments)
         rng = np.random.default_rng(np.random.SeedSequence([score.seed, SOUNDFONT_STREAM]))
+        if self.cfg.soundfont_per == "instrument" and self._allowed:
+            return [self._allowed[i][int(rng.integers(0, len(self._allowed[i])))]
+                    for i in score.instruments]
         if self.cfg.soundfont_per == "instrument":
             return [int(i) for i in rng.integers(0, k, len(score.instruments))]
         return [int(rng.integers(0, k))] * len(score.instruments)
@@ -224,12 +244,6 @@ def dataset_name(cfg: DatasetConfig, digest: str) -> str:
     return f"{cfg.instruments}-{cfg.features}-n{cfg.n_samples}-{digest}"
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    tmp.replace(path)
-
-
 def _save_example(directory: Path, result: SampleResult, renderer: SampleRenderer) -> None:
     import soundfile as sf
 
@@ -261,6 +275,32 @@ def resolve_workers(workers: int | None) -> int:
     return workers
 
 
+REFUSALS = {
+    "other": "{path} holds another dataset ({detail}, not {digest}); choose another --out or "
+             "delete it",
+    "foreign": "{path} exists and is not a finished instrlab dataset ({detail}); choose another "
+               "--out or delete it",
+    "damaged": "{path} is a damaged dataset ({detail}); delete it and run instrlab generate "
+               "again, or choose another --out",
+}
+
+
+def _reusable(final: Path, digest: str, cached: bool, locked: bool) -> bool:
+    """Whether ``final`` holds the whole dataset of ``digest``. Anything else there is an
+    error for a user's ``--out``; in the cache it is discarded once ``locked``."""
+    found, detail = inspect_dataset(final, digest)
+    if found == "finished":
+        return True
+    if found == "absent":
+        return False
+    if not cached:
+        raise InstrlabError(REFUSALS[found].format(path=final, detail=detail, digest=digest))
+    if locked:
+        discard(final, f"discarding the damaged cached dataset {final} ({detail}); "
+                       "building it again")
+    return False
+
+
 def generate_dataset(
     cfg: DatasetConfig,
     out: Path | None = None,
@@ -268,89 +308,89 @@ def generate_dataset(
     keep_audio: int = 0,
     progress: bool = True,
 ) -> Path:
-    """Build (or reuse, or resume) the dataset of ``cfg``; returns its directory."""
+    """Build (or reuse, or resume) the dataset of ``cfg``; returns its directory.
+
+    One process at a time builds a directory: it holds the lock ``NAME.lock`` beside it for
+    the whole build; another process asking for the same directory notes on stderr that it
+    waits, then reuses what the first one finished. What is on disk decides the rest:
+
+    - a finished dataset is reused if it passes the checks of
+      :func:`~instrlab.dataset.integrity.inspect_dataset` (COMPLETE names the digest of
+      config.json, arrays whole, as many manifest lines and counted samples as clips);
+    - in the cache (``out`` None: the directory is named by its content, so it is only a
+      cache) anything else under that name is deleted, with a note, and built again;
+    - a user's ``out`` holding another dataset, a damaged one, or anything but an empty
+      directory is an InstrlabError naming it, and nothing in it is touched;
+    - ``NAME.partial/`` resumes from its finished chunks when whole, else it is discarded,
+      with a note, and built again (:func:`~instrlab.dataset.partial.open_partial`).
+    """
     workers = resolve_workers(workers)
     if keep_audio < 0:
         raise InstrlabError(f"keep_audio must be >= 0, got {keep_audio}")
     renderer = SampleRenderer(cfg)
     identity = renderer.identity()
     digest = identity_digest(identity)
-    final = Path(out) if out else cache_dir() / "datasets" / dataset_name(cfg, digest)
-    if (final / COMPLETE).exists():
-        existing = json.loads((final / "config.json").read_text())
-        if existing.get("digest") != digest:
-            raise InstrlabError(
-                f"{final} holds another dataset (digest {existing.get('digest')}, not {digest}); "
-                "choose another --out or delete it"
-            )
+    cached = out is None
+    final = Path(out) if out else cache_dir() / "datasets" / safe_component(
+        dataset_name(cfg, digest))
+    if _reusable(final, digest, cached, locked=False):  # a finished dataset is only read
         return final
-    if final.exists() and any(final.iterdir()):
-        raise InstrlabError(
-            f"{final} exists and is not a finished instrlab dataset; choose another --out or "
-            "delete it"
-        )
-    partial = final.with_name(final.name + ".partial")
-    meta = {"digest": digest, "name": final.name, "config": cfg.to_dict(), "identity": identity,
-            "shape": list(renderer.extractor.shape), "dtype": "float16",
-            "instrument_names": renderer.iset.names,
-            "instrument_labels": [i.display_name for i in renderer.iset.instruments]}
-    if partial.exists():
-        try:
-            old = json.loads((partial / "config.json").read_text())
-        except (OSError, ValueError):
-            old = {}
-        if old.get("digest") != digest:
-            shutil.rmtree(partial)
-    resuming = partial.exists()
-    (partial / "chunks").mkdir(parents=True, exist_ok=True)
-    _write_json(partial / "config.json", meta)
-    n, shape = cfg.n_samples, renderer.extractor.shape
-    mode = "r+" if resuming and (partial / "features.npy").exists() else "w+"
-    feats = np.lib.format.open_memmap(partial / "features.npy", mode=mode, dtype=np.float16,
-                                      shape=(n, *shape))
-    # Rows are written with pwrite, not through the memory map: written pages of a map stay
-    # in this process's RSS (about 880 MB for 8000 logmel clips).
-    feats_offset, row_bytes = feats.offset, int(np.prod(shape)) * 2
-    del feats
-    labels = np.lib.format.open_memmap(partial / "labels.npy", mode=mode, dtype=np.uint8,
-                                       shape=(n, len(renderer.iset)))
-    done = {int(p.stem) for p in (partial / "chunks").glob("*.json")}
-    jobs = [(c, s, min(s + CHUNK, n), keep_audio)
-            for c, s in enumerate(range(0, n, CHUNK)) if c not in done]
 
-    from instrlab.console import progress_bar
+    def waiting(lock: Path) -> None:
+        note(f"waiting for another process to finish building {final} (it holds {lock})")
 
-    with progress_bar(progress) as bar, open(partial / "features.npy", "r+b") as feats_file:
-        task = bar.add_task(f"generate {final.name}", total=n,
-                            completed=n - sum(j[2] - j[1] for j in jobs))
-        for chunk, results in _run_jobs(cfg, jobs, workers, renderer):
-            for r in results:
-                row = np.ascontiguousarray(r.features, dtype=np.float16)
-                if row.shape != tuple(shape):
-                    raise InstrlabError(
-                        f"feature extractor {cfg.features!r} returned shape {row.shape}, not "
-                        f"its declared shape {tuple(shape)}"
-                    )
-                os.pwrite(feats_file.fileno(), row.tobytes(), feats_offset + r.index * row_bytes)
-                labels[r.index] = r.labels
-                if r.audio is not None:
-                    _save_example(partial / "examples", r, renderer)
-            os.fdatasync(feats_file.fileno())
-            labels.flush()
-            _write_json(partial / "chunks" / f"{chunk:05d}.json", [r.record for r in results])
-            bar.advance(task, len(results))
-
-    records: list[dict[str, Any]] = []
-    for path in sorted((partial / "chunks").glob("*.json")):
-        records.extend(json.loads(path.read_text()))
-    with open(partial / "manifest.jsonl", "w") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec) + "\n")
-    _write_json(partial / "stats.json", compute_stats(np.asarray(labels), renderer.iset.names))
-    del labels
-    shutil.rmtree(partial / "chunks")
-    (partial / COMPLETE).write_text(digest + "\n")
-    if final.exists():
-        final.rmdir()
-    partial.rename(final)
+    with claim(final, on_wait=waiting):
+        if not _reusable(final, digest, cached, locked=True):  # else built while we waited
+            meta = {"digest": digest, "name": final.name, "config": cfg.to_dict(),
+                    "identity": identity, "shape": list(renderer.extractor.shape),
+                    "dtype": "float16", "instrument_names": renderer.iset.names,
+                    "instrument_labels": [i.display_name for i in renderer.iset.instruments]}
+            _build(renderer, final, meta, workers, keep_audio, progress)
     return final
+
+
+def _build(renderer: SampleRenderer, final: Path, meta: dict[str, Any], workers: int,
+           keep_audio: int, progress: bool) -> None:
+    """Build into ``NAME.partial/`` (resumed where possible), then rename it to ``final``."""
+    cfg = renderer.cfg
+    n, shape = cfg.n_samples, renderer.extractor.shape
+    final_abs = Path(os.path.abspath(final))
+    partial = final_abs.with_name(final_abs.name + ".partial")
+    chunks = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
+    done = open_partial(partial, meta, chunks)
+    if done is not None:
+        jobs = [(c, s, e, keep_audio) for c, (s, e) in enumerate(chunks) if c not in done]
+        # Rows are written with pwrite, not through the memory map: written pages of a map
+        # stay in this process's RSS (about 880 MB for 8000 logmel clips).
+        feats_offset = np.load(partial / "features.npy", mmap_mode="r").offset
+        row_bytes = int(np.prod(shape)) * 2
+        labels = np.load(partial / "labels.npy", mmap_mode="r+")
+
+        from instrlab.console import progress_bar
+
+        with progress_bar(progress) as bar, open(partial / "features.npy", "r+b") as feats_file:
+            task = bar.add_task(f"generate {final.name}", total=n,
+                                completed=n - sum(j[2] - j[1] for j in jobs))
+            for chunk, results in _run_jobs(cfg, jobs, workers, renderer):
+                for r in results:
+                    row = np.ascontiguousarray(r.features, dtype=np.float16)
+                    if row.shape != tuple(shape):
+                        raise InstrlabError(
+                            f"feature extractor {cfg.features!r} returned shape {row.shape}, "
+                            f"not its declared shape {tuple(shape)}"
+                        )
+                    os.pwrite(feats_file.fileno(), row.tobytes(),
+                              feats_offset + r.index * row_bytes)
+                    labels[r.index] = r.labels
+                    if r.audio is not None:
+                        _save_example(partial / "examples", r, renderer)
+                os.fdatasync(feats_file.fileno())
+                labels.flush()
+                write_json(chunk_path(partial, chunk), [r.record for r in results])
+                bar.advance(task, len(results))
+        del labels
+        finish_partial(partial, meta, chunks)
+    shutil.rmtree(partial / "chunks", ignore_errors=True)
+    if final_abs.exists():
+        final_abs.rmdir()  # an empty directory: anything else was refused or discarded
+    partial.rename(final_abs)

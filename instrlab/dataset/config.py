@@ -11,13 +11,32 @@ from typing import Any
 
 from instrlab import __version__
 from instrlab.errors import InstrlabError
+from instrlab.instruments import InstrumentSet
 from instrlab.params import flat_params
+from instrlab.registry import check_name
 from instrlab.scores import ScoreConfig
 from instrlab.synth.augment import AugmentConfig
 from instrlab.synth.mixing import MixConfig
 
 CACHE_VARIABLE = "INSTRLAB_CACHE"
 MAX_SAMPLES = 10_000_000
+MAX_COMPONENT_BYTES = 255
+
+
+def safe_component(name: str) -> str:
+    """``name`` if it is one harmless path component (no separator, not ``.`` or ``..``).
+
+    For directory names built from configs under the cache: ``root / safe_component(name)``
+    cannot leave ``root``.
+    """
+    seps = {"/", "\\", "\0", os.sep, os.altsep or "/"}
+    if (not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in seps)
+            or len(name.encode("utf-8", "surrogateescape")) > MAX_COMPONENT_BYTES):
+        raise InstrlabError(
+            f"{name!r} is not a safe directory name (one path component of at most "
+            f"{MAX_COMPONENT_BYTES} bytes, no '/', not '.' or '..'); use registered names"
+        )
+    return name
 
 
 def cache_dir() -> Path:
@@ -51,6 +70,10 @@ class DatasetConfig:
     extra_soundfonts: tuple[str, ...] = ()
     """More soundfonts to draw from (with ``soundfont``), per sample or per instrument."""
     soundfont_per: str = "sample"
+    soundfont_exclude: tuple[tuple[str, str], ...] = ()
+    """(instrument, soundfont) pairs never rendered, with ``soundfont_per`` "instrument":
+    presets that share a held-out family's recordings (:mod:`instrlab.folds`). Soundfonts
+    are named as in ``soundfont``/``extra_soundfonts``."""
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(
         gain_db=6.0, stem_eq_db=10.0, stem_tilt_db=3.0, prob=0.8))
     """Audio augmentation of the training clips (``AugmentConfig()`` is off): 80 % of them
@@ -58,11 +81,22 @@ class DatasetConfig:
     evaluation datasets are clean (:func:`instrlab.config.evaluation_data`)."""
 
     def __post_init__(self) -> None:
+        for key in ("instruments", "features", "synth"):  # they name cache directories
+            check_name(getattr(self, key), f"data.{key}", "use a name `instrlab list` shows")
         if self.soundfont_per not in ("sample", "instrument"):
             raise InstrlabError(
                 f"soundfont_per must be 'sample' or 'instrument', got {self.soundfont_per!r}"
             )
         self.augment.validate()
+        if self.soundfont_exclude:
+            names = (self.soundfont, *self.extra_soundfonts)
+            for pair in self.soundfont_exclude:
+                if len(pair) != 2 or pair[1] not in names:
+                    raise InstrlabError(
+                        f"soundfont_exclude {tuple(pair)!r} must name an instrument and one of "
+                        f"the dataset's soundfonts {[n for n in names if n]}")
+            if self.soundfont_per != "instrument":
+                raise InstrlabError("soundfont_exclude needs soundfont_per = 'instrument'")
         if not isinstance(self.n_samples, int) or not 1 <= self.n_samples <= MAX_SAMPLES:
             raise InstrlabError(
                 f"n_samples must be a whole number in 1..{MAX_SAMPLES}, got {self.n_samples}"
@@ -93,11 +127,32 @@ class DatasetConfig:
             })
         if "extra_soundfonts" in kw:
             kw["extra_soundfonts"] = tuple(kw["extra_soundfonts"])
+        if "soundfont_exclude" in kw:
+            kw["soundfont_exclude"] = tuple(tuple(p) for p in kw["soundfont_exclude"])
         return cls(**kw)
 
     def flat_params(self) -> dict[str, Any]:
         """Flat ``data.*`` parameters for MLflow."""
         return flat_params("data", self.to_dict())
+
+
+def allowed_soundfonts(cfg: DatasetConfig, iset: InstrumentSet) -> list[list[int]]:
+    """Per instrument of the set, the soundfonts (indices) it may be rendered with; empty
+    when nothing is excluded (every soundfont, drawn as before exclusions existed)."""
+    if not cfg.soundfont_exclude:
+        return []
+    names = [cfg.soundfont, *cfg.extra_soundfonts]
+    unknown = {i for i, _ in cfg.soundfont_exclude} - set(iset.names)
+    if unknown:
+        raise InstrlabError(f"soundfont_exclude names instruments {sorted(unknown)} that "
+                            f"{iset.name} does not have")
+    allowed = [[j for j, sf in enumerate(names) if (inst, sf) not in cfg.soundfont_exclude]
+               for inst in iset.names]
+    for inst, left in zip(iset.names, allowed):
+        if not left:
+            raise InstrlabError(f"soundfont_exclude leaves no soundfont to render {inst} "
+                                "with; add a soundfont or exclude less")
+    return allowed
 
 
 def identity_digest(identity: dict[str, Any]) -> str:
@@ -110,10 +165,14 @@ def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
                    feature_params: dict[str, Any], instrument_set: dict[str, Any],
                    ) -> dict[str, Any]:
     """The full identity: config, resolved soundfont checksum, features, set, version."""
+    config = {k: v for k, v in cfg.to_dict().items()
+              # soundfont names are replaced by the checksums in the synth identities
+              if k not in ("soundfont", "extra_soundfonts", "soundfont_exclude")}
+    if cfg.soundfont_exclude:  # by position in the soundfont list; absent when empty, so
+        names = [cfg.soundfont, *cfg.extra_soundfonts]  # older datasets keep their names
+        config["soundfont_exclude"] = sorted([i, names.index(s)] for i, s in cfg.soundfont_exclude)
     return {
-        # soundfont names are replaced by the checksums in the synth identities
-        "config": {k: v for k, v in cfg.to_dict().items()
-                   if k not in ("soundfont", "extra_soundfonts")},
+        "config": config,
         "synth": synth_identity,
         "features": feature_params,
         "instrument_set": instrument_set,

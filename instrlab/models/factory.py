@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,26 +21,43 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def _params_text(cfg: ModelConfig) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in cfg.params.items()) or "default parameters"
+
+
 def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) -> Any:
-    """Create the model and check that features of ``input_shape`` fit it."""
+    """Create the model and check that features of ``input_shape`` fit it.
+
+    Whatever the factory or a first forward pass raises becomes a one-line
+    :class:`InstrlabError` naming the model and its parameters.
+    """
     import torch
 
-    try:
-        model = models.create(cfg.name, input_shape=tuple(input_shape), n_classes=n_classes,
-                              **cfg.params)
-    except TypeError as exc:
-        raise InstrlabError(f"model {cfg.name!r} rejected its parameters ({exc})") from exc
-    try:
-        with torch.no_grad():
-            model.eval()
-            out = model(torch.zeros((2, *input_shape)))
-            model.train()
-    except RuntimeError as exc:
-        raise InstrlabError(
-            f"model {cfg.name!r} cannot take features of shape {tuple(input_shape)} "
-            f"({first_line(exc, 120)}); pick features that fit it (seed_cnn takes "
-            "seed_image, mel_cnn takes logmel)"
-        ) from exc
+    with warnings.catch_warnings():  # e.g. width=0: torch warns before the error below
+        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+        try:
+            model = models.create(cfg.name, input_shape=tuple(input_shape),
+                                  n_classes=n_classes, **cfg.params)
+        except InstrlabError:
+            raise
+        except Exception as exc:
+            raise InstrlabError(
+                f"model {cfg.name!r} rejected its parameters ({_params_text(cfg)}): "
+                f"{type(exc).__name__}: {first_line(exc, 160)}; fix the model's parameters "
+                "(--model-param)"
+            ) from exc
+        try:
+            with torch.no_grad():
+                model.eval()
+                out = model(torch.zeros((2, *input_shape)))
+                model.train()
+        except Exception as exc:
+            raise InstrlabError(
+                f"model {cfg.name!r} ({_params_text(cfg)}) cannot take features of shape "
+                f"{tuple(input_shape)} ({first_line(exc, 120)}); check its parameters "
+                "(--model-param) or pick features that fit it (seed_cnn takes seed_image, mel_cnn "
+                "takes logmel)"
+            ) from exc
     if tuple(out.shape) != (2, n_classes):
         raise InstrlabError(
             f"model {cfg.name!r} returned shape {tuple(out.shape)} for 2 clips; expected "

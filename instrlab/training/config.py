@@ -7,12 +7,15 @@ the seed's plain protocol is a preset (:mod:`instrlab.config`), not other defaul
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from instrlab.errors import InstrlabError
 
 SCHEDULERS = ("none", "cosine", "onecycle")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+"""Devices training accepts (checked without torch): ``auto`` picks CUDA when available."""
 
 
 @dataclass
@@ -122,6 +125,11 @@ class TrainConfig:
         for ok, name, fix in checks:
             if not ok:
                 raise InstrlabError(f"train config: {name} = {getattr(self, name)!r} {fix}")
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise InstrlabError(
+                f"train config: device = {self.device!r} is unknown; use auto, cpu, cuda, "
+                "cuda:N (N a GPU index) or mps"
+            )
         if self.scheduler not in SCHEDULERS:
             raise InstrlabError(
                 f"train config: scheduler = {self.scheduler!r} is unknown; "
