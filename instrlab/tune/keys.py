@@ -26,3 +26,5 @@ TAG_STORAGE = "instrlab.storage"
 TAG_TRIAL = "instrlab.trial_number"
 TAG_STATE = "instrlab.trial_state"
 TAG_ROLE = "instrlab.tune_role"  # tune (parent), trial, or best
+TAG_HOST, TAG_PID = "instrlab.host", "instrlab.pid"  # the process that runs a parent or trial
+TAG_INTERRUPTED = "instrlab.interrupted"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +25,7 @@ from instrlab.console import console
 from instrlab.dataset import DatasetConfig
 from instrlab.errors import InstrlabError, first_line
 from instrlab.models.factory import ModelConfig
-from instrlab.tracking.runs import TAG_STEP
+from instrlab.tracking.runs import TAG_STEP, start_run
 from instrlab.training import TrainConfig
 from instrlab.tune.keys import (
     ATTR_BEST_EPOCH,
@@ -35,6 +37,8 @@ from instrlab.tune.keys import (
     ATTR_RUN,
     ATTR_WORKER,
     OBJECTIVE,
+    TAG_HOST,
+    TAG_PID,
     TAG_ROLE,
     TAG_STATE,
     TAG_STORAGE,
@@ -102,6 +106,7 @@ def make_objective(ctx: TrialContext) -> Callable[[optuna.Trial], float]:
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             nonlocal best, epoch_now
+            check_interrupt()
             epoch_now = epoch
             best = max(best, metrics[OBJECTIVE])
             trial.report(best, epoch)
@@ -110,21 +115,23 @@ def make_objective(ctx: TrialContext) -> Callable[[optuna.Trial], float]:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch} at {best:.4f}")
 
-        with mlflow.start_run(run_name=f"trial {trial.number}", nested=True,
-                              parent_run_id=ctx.parent_run_id,
-                              experiment_id=ctx.experiment_id) as run:
-            trial.set_user_attr(ATTR_RUN, run.info.run_id)
-            mlflow.set_tags({TAG_STUDY: ctx.study.study_name, TAG_STORAGE: ctx.storage.display,
-                             TAG_TRIAL: trial.number, TAG_STATE: "RUNNING",
-                             TAG_ROLE: "trial", "instrlab.worker": ctx.worker})
-            mlflow.log_params({f"tune.{k}": v for k, v in values.items()})
+        with start_run(run_name=f"trial {trial.number}", nested=True,
+                       parent_run_id=ctx.parent_run_id,
+                       experiment_id=ctx.experiment_id) as run:
 
             def finish(state: str, status: str, **tags: str) -> None:
                 # train_and_evaluate tags its runs step=train: a trial is step=trial
                 mlflow.set_tags({TAG_STEP: "trial", TAG_STATE: state, **tags})
                 mlflow.end_run(status)
 
-            try:
+            try:  # from the run's start: Ctrl-C anywhere in it ends it as KILLED
+                trial.set_user_attr(ATTR_RUN, run.info.run_id)
+                mlflow.set_tags({TAG_STUDY: ctx.study.study_name,
+                                 TAG_STORAGE: ctx.storage.display, TAG_TRIAL: trial.number,
+                                 TAG_STATE: "RUNNING", TAG_ROLE: "trial",
+                                 "instrlab.worker": ctx.worker, TAG_HOST: socket.gethostname(),
+                                 TAG_PID: os.getpid()})
+                mlflow.log_params({f"tune.{k}": v for k, v in values.items()})
                 result = pipeline.train_and_evaluate(ds, model, train, progress=False,
                                                      log_model=False, evaluate_test=False,
                                                      on_epoch=on_epoch)
@@ -175,12 +182,38 @@ def _report(ctx: TrialContext, number: int, state: str, value: float, values: di
         ctx.view.refresh({})
 
 
+class QuietInterrupts(logging.Filter):
+    """Drops Optuna's report of a trial that Ctrl-C or SIGTERM cut short (a traceback and a
+    second line): the trial is marked interrupted and the command line says so in one line.
+    Reports of trials that failed with an error pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next: str | None = None  # the start of the second line to drop
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            self._next = text.split(" failed", 1)[0] + " failed with value"
+            return False
+        if self._next is not None and text.startswith(self._next):
+            self._next = None
+            return False
+        return True
+
+
+QUIET_INTERRUPTS = QuietInterrupts()
+OPTIMIZE_LOGGER = "optuna.study._optimize"  # where Optuna logs the trials that failed
+
+
 def run_trials(ctx: TrialContext, n_trials: int, deadline: float | None) -> int:
     """Trials until the study holds ``n_trials`` counted trials (or the deadline)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials are reported by _report
+    logging.getLogger(OPTIMIZE_LOGGER).addFilter(QUIET_INTERRUPTS)
     objective = make_objective(ctx)
     ran = 0
     while True:
+        check_interrupt()
         fail_dead_trials(ctx.study)
         if counts(ctx.study.get_trials(deepcopy=False))["counted"] >= n_trials:
             break
@@ -197,18 +230,43 @@ def run_trials(ctx: TrialContext, n_trials: int, deadline: float | None) -> int:
     return ran
 
 
+_interrupted = threading.Event()  # set by a SIGINT or SIGTERM under signals_as_interrupt
+
+
+def check_interrupt() -> None:
+    """Raise the KeyboardInterrupt of a signal that Python dropped (see
+    :func:`signals_as_interrupt`); called between epochs and between trials."""
+    if _interrupted.is_set():
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends a trial like Ctrl-C: marked interrupted, its MLflow run KILLED."""
+def signals_as_interrupt() -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM end a trial alike: marked interrupted, its run KILLED.
+
+    Python drops, with a traceback, a KeyboardInterrupt raised in a finalizer or a weakref
+    callback (SQLAlchemy has many): such a one is kept quiet and raised again by
+    :func:`check_interrupt`.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
+        _interrupted.set()
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGTERM, handler)
+    def unraisable(info: Any) -> None:
+        if not (_interrupted.is_set() and isinstance(info.exc_value, KeyboardInterrupt)):
+            old_hook(info)
+
+    _interrupted.clear()
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        sys.unraisablehook = old_hook
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+        _interrupted.clear()

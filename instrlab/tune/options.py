@@ -6,6 +6,7 @@ Imports no optuna, mlflow, torch or numpy: the command line reads these defaults
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from instrlab.errors import InstrlabError
@@ -62,7 +63,10 @@ class TuneOptions:
             raise InstrlabError(f"--n-trials must be >= 1, got {self.n_trials}")
         if self.n_workers < 1:
             raise InstrlabError(f"--n-workers must be >= 1, got {self.n_workers}")
-        if self.timeout < 0:
-            raise InstrlabError(f"--timeout must be >= 0 seconds (0: none), got {self.timeout}")
+        if not math.isfinite(self.timeout) or self.timeout < 0:
+            raise InstrlabError(f"--timeout must be a finite number of seconds >= 0 (0: no "
+                                f"limit), got {self.timeout}")
+        if self.top < 1:
+            raise InstrlabError(f"--top must be >= 1 (rows in the final table), got {self.top}")
         check_pruner(self.pruner, self.pruner_startup_trials, self.pruner_warmup_epochs)
         check_sampler(self.sampler)

@@ -166,7 +166,9 @@ class SearchSpace:
         and every bound a value the configs accept. Errors are :class:`InstrlabError`.
         """
         specs: dict[str, TunedParam] = {}
-        for item in [*defaults, *_split_items(items)]:
+        given: dict[str, str] = {}  # the user's specs by parameter name
+        user = _split_items(items)
+        for i, item in enumerate([*defaults, *user]):
             name, sep, rest = item.partition("=")
             name, rest = name.strip(), rest.strip()
             if not sep or not name or not rest:
@@ -175,6 +177,11 @@ class SearchSpace:
                     "lr=loguniform:1e-4:1e-2 or batch_size=categorical:16,32,64"
                 )
             target, bare = resolve_name(name, item, data, model, train)
+            if i >= len(defaults):
+                if bare in given:
+                    raise InstrlabError(f"--search-space gives {bare} twice ({given[bare]!r} "
+                                        f"and {item!r}); keep one of them")
+                given[bare] = item
             if rest.lower() == "off":
                 specs.pop(bare, None)
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -29,24 +30,46 @@ from instrlab.errors import InstrlabError, first_line
 from instrlab.models.factory import ModelConfig
 from instrlab.params import flat_params
 from instrlab.registry import models
-from instrlab.tracking.runs import TAG_STEP, check_tracking, log_figure, use_experiment
+from instrlab.tracking.runs import (
+    TAG_STEP,
+    check_tracking,
+    log_figure,
+    start_run,
+    use_experiment,
+)
 from instrlab.training import TrainConfig
-from instrlab.tune.keys import ATTR_RUN, OBJECTIVE, TAG_ROLE, TAG_STORAGE, TAG_STUDY, TAG_TRIAL
+from instrlab.tune.keys import (
+    ATTR_RUN,
+    OBJECTIVE,
+    TAG_HOST,
+    TAG_INTERRUPTED,
+    TAG_PID,
+    TAG_ROLE,
+    TAG_STORAGE,
+    TAG_STUDY,
+    TAG_TRIAL,
+)
 from instrlab.tune.locks import tracking_schema_lock
 from instrlab.tune.loop import (
     TrialContext,
     data_key,
     prepare_datasets,
     run_trials,
-    sigterm_as_interrupt,
+    signals_as_interrupt,
 )
 from instrlab.tune.options import TuneOptions
 from instrlab.tune.sampling import make_pruner, make_sampler
 from instrlab.tune.space import SearchSpace
 from instrlab.tune.storage import default_study_name, open_storage, open_study, study_setup
-from instrlab.tune.trials import best_trial, counts
+from instrlab.tune.trials import best_trial, counts, end_dead_parent_runs
 from instrlab.tune.view import LiveView, fmt_param, top_trials_table
-from instrlab.tune.workers import spawn_workers, stop_workers, wait_running, wait_workers
+from instrlab.tune.workers import (
+    spawn_workers,
+    stop_workers,
+    wait_running,
+    wait_workers,
+    worker_exits,
+)
 
 
 @dataclass
@@ -86,13 +109,15 @@ def run_tune(options: TuneOptions, data: DatasetConfig, model: ModelConfig, trai
     with tracking_schema_lock():
         check_tracking()  # creates MLflow's schema once, before any worker starts
     use_experiment(data.instruments)
+    end_dead_parent_runs(name, storage.display)
     t_start = time.perf_counter()
     run_name = options.run_name or f"tune {name}"
-    with mlflow.start_run(run_name=run_name) as parent, sigterm_as_interrupt():
+    with start_run(run_name=run_name) as parent, signals_as_interrupt():
         parent_id, exp_id = parent.info.run_id, parent.info.experiment_id
         mlflow.set_tags({TAG_STEP: "tune", TAG_ROLE: "tune", TAG_STUDY: name,
-                         TAG_STORAGE: storage.display,
-                         "instrlab.model": model.name, "instrlab.features": data.features,
+                         TAG_STORAGE: storage.display, TAG_HOST: socket.gethostname(),
+                         TAG_PID: os.getpid(), "instrlab.model": model.name,
+                         "instrlab.features": data.features,
                          "instrlab.instruments": data.instruments})
         mlflow.log_params({
             "tune.study": name, "tune.storage": storage.display,
@@ -122,19 +147,19 @@ def run_tune(options: TuneOptions, data: DatasetConfig, model: ModelConfig, trai
                 ran = run_trials(ctx, options.n_trials, deadline)
                 wait_workers(procs, view)
                 wait_running(study, view)
+                if deadline is None or time.time() < deadline:  # what dead workers left
+                    ran += run_trials(ctx, options.n_trials, deadline)
         except KeyboardInterrupt:
             stop_workers(procs)
-            mlflow.set_tag("instrlab.interrupted", "true")
+            mlflow.set_tag(TAG_INTERRUPTED, "true")
             mlflow.end_run("KILLED")
             raise
         finally:
             stop_workers(procs)
         ctx.view = None
-        bad = [i for i, p in enumerate(procs, 1) if p.returncode != 0]
-        if bad:
-            raise InstrlabError(f"tune worker(s) {', '.join(map(str, bad))} failed (exit codes "
-                                f"{', '.join(str(procs[i - 1].returncode) for i in bad)}); "
-                                "see their messages above")
+        failed = worker_exits(procs, study, options.n_trials)
+        if failed:
+            raise InstrlabError(failed)
         seconds = time.perf_counter() - t_start
         result = _summarise(study, space, options, seconds, ran)
         result.parent_run_id = parent_id
@@ -227,7 +252,7 @@ def _retrain_best(result: TuneResult, study: optuna.Study, space: SearchSpace,
     data_b, model_b, train_b = space.apply(best.params, data, model, train)
     ds = datasets[data_key(data_b)]
     console.print(f"tune: retraining trial {best.number} ({best.value:.4f}) and testing it once")
-    with mlflow.start_run(run_name=f"best (trial {best.number})", nested=True) as run:
+    with start_run(run_name=f"best (trial {best.number})", nested=True) as run:
         mlflow.set_tags({TAG_ROLE: "best", TAG_STUDY: study.study_name,
                          TAG_TRIAL: best.number,
                          "instrlab.trial_run_id": best.user_attrs.get(ATTR_RUN, "")})

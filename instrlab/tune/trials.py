@@ -1,7 +1,9 @@
-"""Trial states as instrlab counts them, and trials of dead workers.
+"""Trial states as instrlab counts them, and the trials and parent runs of dead processes.
 
 A trial counts towards ``n_trials`` when it is complete, pruned, failed with an error or
-running; one cut short by an interruption (FAIL without a fail reason) does not.
+running; one cut short by an interruption (FAIL without a fail reason) does not. A process
+killed outright (SIGKILL, a crash) cannot end its trial or its MLflow runs: the next process
+on the study does, when the recorded pid on this host is gone.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from instrlab.tune.keys import (
     ATTR_INTERRUPTED,
     ATTR_PID,
     ATTR_RUN,
+    TAG_HOST,
+    TAG_INTERRUPTED,
+    TAG_PID,
+    TAG_ROLE,
     TAG_STATE,
+    TAG_STORAGE,
+    TAG_STUDY,
 )
 
 
@@ -66,7 +74,21 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie has ended: an orphan nobody reaps (in a container) stays one
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _gone(host: object, pid: object) -> bool:
+    """Whether the process ``pid`` recorded on ``host`` is known to have ended (this host only;
+    this process is alive)."""
+    try:
+        pid = int(pid)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
+    return host == socket.gethostname() and pid != os.getpid() and not _alive(pid)
 
 
 def fail_dead_trials(study: optuna.Study) -> list[int]:
@@ -103,3 +125,46 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         console.print(f"tune: trials {', '.join(map(str, dead))} were cut short by an "
                       "interruption; they do not count and are run again")
     return dead
+
+
+def end_dead_parent_runs(study_name: str, storage_display: str) -> list[str]:
+    """End as KILLED the RUNNING parent runs of this study whose process on this host is gone,
+    and their RUNNING nested runs (trials as INTERRUPTED) unless their own process still runs.
+
+    Returns the parent run ids ended. Tracking errors are left for the run that follows.
+    """
+    client = mlflow.MlflowClient()
+    host = socket.gethostname()
+    try:
+        parents = mlflow.search_runs(
+            search_all_experiments=True, output_format="list",
+            filter_string=f"tags.`{TAG_ROLE}` = 'tune' and tags.`{TAG_HOST}` = '{host}' and "
+                          "attributes.status = 'RUNNING'")
+    except Exception:
+        return []
+    ended = []
+    for parent in parents:
+        tags = parent.data.tags
+        if (tags.get(TAG_STUDY), tags.get(TAG_STORAGE)) != (study_name, storage_display) \
+                or not _gone(tags.get(TAG_HOST), tags.get(TAG_PID)):
+            continue
+        run_id = parent.info.run_id
+        with contextlib.suppress(Exception):
+            children = mlflow.search_runs(
+                experiment_ids=[parent.info.experiment_id], output_format="list",
+                filter_string=f"tags.mlflow.parentRunId = '{run_id}' and "
+                              "attributes.status = 'RUNNING'")
+            for child in children:
+                ctags = child.data.tags
+                if TAG_PID in ctags and not _gone(ctags.get(TAG_HOST), ctags[TAG_PID]):
+                    continue  # a worker of the dead process that still runs its trial
+                if ctags.get(TAG_ROLE) == "trial":
+                    client.set_tag(child.info.run_id, TAG_STATE, "INTERRUPTED")
+                client.set_terminated(child.info.run_id, "KILLED")
+            client.set_tag(run_id, TAG_INTERRUPTED, "true")
+            client.set_terminated(run_id, "KILLED")
+            ended.append(run_id)
+    if ended:
+        console.print(f"tune: parent run(s) {', '.join(ended)} of study {study_name} belonged to "
+                      "a process that is gone; ended as KILLED", highlight=False, soft_wrap=True)
+    return ended

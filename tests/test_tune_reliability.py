@@ -1,0 +1,257 @@
+"""instrlab tune when processes die: SIGKILL, Ctrl-C, a killed worker; and its one-line errors.
+
+Real ``python -m instrlab.cli tune`` processes on a 24-clip dataset (built once, shared),
+journal storages and one MLflow SQLite store in a temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+from instrlab.cli import main
+from instrlab.tune import (
+    ATTR_FAIL,
+    ATTR_INTERRUPTED,
+    ATTR_PID,
+    ATTR_RUN,
+    ATTR_WORKER,
+    counts,
+    open_storage,
+)
+from instrlab.tune.loop import check_interrupt, signals_as_interrupt
+
+N = 24
+# 60 epochs of 24 clips: a trial trains for seconds, long enough to be caught running
+CLI = ["--n-samples", str(N), "--seed", "3", "--epochs", "60", "--model-param", "width=8",
+       "--model-param", "n_blocks=1", "--workers", "1", "--threads", "1", "--no-progress",
+       "--pruner", "none", "--retrain-best", "false", "--top", "3"]
+INTERRUPTED = "instrlab: interrupted; run the same command again to resume"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A working directory, a dataset cache and an MLflow store shared by this module."""
+    root = tmp_path_factory.mktemp("tune-reliability")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")}
+    env.update(INSTRLAB_CACHE=str(root / "cache"), MLFLOW_TRACKING_URI=uri,
+               INSTRLAB_SYSTEM_METRICS="0")
+    old_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    yield {"root": root, "env": env}
+    mlflow.set_tracking_uri(old_uri)
+
+
+def start(world: dict, name: str, *args: str) -> subprocess.Popen[str]:
+    """``instrlab tune`` on the journal ``NAME.log``, its output in ``NAME.out``/``.err``."""
+    root = world["root"]
+    cmd = [sys.executable, "-m", "instrlab.cli", "tune", *CLI, "--study-name", name,
+           "--storage", str(root / f"{name}.log"), *args]
+    with open(root / f"{name}.out", "a") as out, open(root / f"{name}.err", "w") as err:
+        return subprocess.Popen(cmd, cwd=root, env=world["env"], stdout=out, stderr=err,
+                                text=True)
+
+
+def finish(world: dict, name: str, proc: subprocess.Popen[str], timeout: float = 120) -> str:
+    """Wait for ``proc``; its stderr."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return (world["root"] / f"{name}.err").read_text()
+
+
+def trials(world: dict, name: str) -> list[FrozenTrial]:
+    storage = open_storage(str(world["root"] / f"{name}.log")).storage
+    try:
+        return optuna.load_study(study_name=name, storage=storage).trials
+    except KeyError:
+        return []
+
+
+def running_trials(world: dict, name: str, proc: subprocess.Popen[str],
+                   workers: tuple[int, ...] = (0,)) -> dict[int, FrozenTrial]:
+    """A trial of each of ``workers`` that trains (its MLflow run started), all at once."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        assert proc.poll() is None, (world["root"] / f"{name}.err").read_text()[-3000:]
+        running = {t.user_attrs.get(ATTR_WORKER): t for t in trials(world, name)
+                   if t.state == TrialState.RUNNING and ATTR_RUN in t.user_attrs}
+        if all(w in running for w in workers):
+            time.sleep(0.5)  # into the training
+            return {w: running[w] for w in workers}
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"no trials of workers {workers} ran together within 120 s")
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_sigkilled_tune_is_cleaned_up_by_the_next_run(world: dict) -> None:
+    """The killed process's parent run and its trial's run end KILLED; the study goes on."""
+    proc = start(world, "sigkill", "--n-trials", "1")
+    trial = running_trials(world, "sigkill", proc)[0]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    trial_run = mlflow.get_run(trial.user_attrs[ATTR_RUN])
+    parent_id = trial_run.data.tags["mlflow.parentRunId"]
+    assert trial_run.info.status == "RUNNING"
+    assert mlflow.get_run(parent_id).info.status == "RUNNING"
+    assert mlflow.get_run(parent_id).data.tags["instrlab.pid"] == str(proc.pid)
+
+    rerun = start(world, "sigkill", "--n-trials", "1")
+    err = finish(world, "sigkill", rerun)
+    assert rerun.returncode == 0, err[-3000:]
+    assert parent_id in err and "ended as KILLED" in err
+    parent = mlflow.get_run(parent_id)
+    assert parent.info.status == "KILLED"
+    assert parent.data.tags["instrlab.interrupted"] == "true"
+    trial_run = mlflow.get_run(trial.user_attrs[ATTR_RUN])
+    assert trial_run.info.status == "KILLED"
+    assert trial_run.data.tags["instrlab.trial_state"] == "INTERRUPTED"
+    after = trials(world, "sigkill")
+    dead = after[trial.number]
+    assert dead.state == TrialState.FAIL and dead.user_attrs[ATTR_INTERRUPTED] is True
+    assert ATTR_FAIL not in dead.user_attrs
+    c = counts(after)
+    assert c["complete"] == 1 and c["counted"] == 1, c
+    new_parent = {mlflow.get_run(t.user_attrs[ATTR_RUN]).data.tags["mlflow.parentRunId"]
+                  for t in after if t.state == TrialState.COMPLETE}
+    assert len(new_parent) == 1 and parent_id not in new_parent
+    assert mlflow.get_run(new_parent.pop()).info.status == "FINISHED"
+
+
+def test_worker_of_a_sigkilled_tune_interrupts_its_trial(world: dict) -> None:
+    """A worker whose main process is SIGKILLed ends its trial as interrupted and exits."""
+    proc = start(world, "orphan", "--n-trials", "3", "--n-workers", "2")
+    trial = running_trials(world, "orphan", proc, workers=(1,))[1]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 60
+    while trials(world, "orphan")[trial.number].state == TrialState.RUNNING:
+        assert time.time() < deadline, "the worker outlived the process that started it"
+        time.sleep(0.2)
+    assert trials(world, "orphan")[trial.number].user_attrs[ATTR_INTERRUPTED] is True
+    run = mlflow.get_run(trial.user_attrs[ATTR_RUN])
+    assert run.info.status == "KILLED"
+    assert run.data.tags["instrlab.trial_state"] == "INTERRUPTED"
+    pid = trial.user_attrs[ATTR_PID]
+    while Path(f"/proc/{pid}").exists() and _state(pid) != "Z":
+        assert time.time() < deadline, "the worker did not exit"
+        time.sleep(0.2)
+
+
+def test_ctrl_c_is_one_line_and_exit_130(world: dict) -> None:
+    """SIGINT mid-trial: no Optuna traceback, one instrlab line, the trial interrupted."""
+    proc = start(world, "sigint", "--n-trials", "1")
+    trial = running_trials(world, "sigint", proc)[0]
+    proc.send_signal(signal.SIGINT)
+    err = finish(world, "sigint", proc)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "failed" not in err, err
+    assert [line for line in lines(err) if line.startswith("instrlab")] == [INTERRUPTED], err
+    assert lines(err)[-1] == INTERRUPTED
+    t = trials(world, "sigint")[trial.number]
+    assert t.state == TrialState.FAIL and t.user_attrs[ATTR_INTERRUPTED] is True
+    run = mlflow.get_run(t.user_attrs[ATTR_RUN])
+    assert run.info.status == "KILLED"
+    assert run.data.tags["instrlab.trial_state"] == "INTERRUPTED"
+    assert mlflow.get_run(run.data.tags["mlflow.parentRunId"]).info.status == "KILLED"
+
+
+class _SignalsItself:
+    """Sends this process SIGINT from a finalizer, where Python drops the KeyboardInterrupt."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+
+
+def test_ctrl_c_dropped_in_a_finalizer_is_raised_again(capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    with signals_as_interrupt():
+        obj = _SignalsItself()
+        del obj
+        with pytest.raises(KeyboardInterrupt):
+            check_interrupt()
+    assert "KeyboardInterrupt" not in capsys.readouterr().err
+    check_interrupt()  # cleared once the block ends
+
+
+def _stat(pid: int) -> list[str]:
+    """``/proc/PID/stat`` after the process name: state, parent pid, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _state(pid: int) -> str:
+    try:
+        return _stat(pid)[0]
+    except OSError:
+        return "gone"
+
+
+def _ppid(pid: int) -> int:
+    return int(_stat(pid)[1])
+
+
+def test_sigkilled_worker_is_named_with_its_signal_and_trial(world: dict) -> None:
+    """``--n-workers 2``, the worker SIGKILLed mid-trial: the main process fills the study
+    and says which worker died, how, and what became of its trial."""
+    proc = start(world, "worker", "--n-trials", "3", "--n-workers", "2")
+    trial = running_trials(world, "worker", proc, workers=(1,))[1]
+    pid = trial.user_attrs[ATTR_PID]
+    assert pid != proc.pid and _ppid(pid) == proc.pid
+    os.kill(pid, signal.SIGKILL)
+    err = finish(world, "worker", proc, timeout=180)
+    assert proc.returncode == 2, err[-3000:]
+    assert "Traceback" not in err, err
+    last = lines(err)[-1]
+    assert last == (f"instrlab: error: tune worker 1 (pid {pid}) was killed by SIGKILL; its "
+                    f"trial {trial.number} is marked interrupted and not counted, another "
+                    "trial ran in its place"), err
+    after = trials(world, "worker")
+    dead = after[trial.number]
+    assert dead.state == TrialState.FAIL and dead.user_attrs[ATTR_INTERRUPTED] is True
+    assert mlflow.get_run(dead.user_attrs[ATTR_RUN]).info.status == "KILLED"
+    assert counts(after)["counted"] == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--search-space", "lr=uniform:0.001:0.01 lr=loguniform:1e-4:1e-2"],
+     "--search-space gives lr twice"),
+    (["--search-space", "lr=uniform:0.001:0.01", "--search-space", "train.lr=off"],
+     "--search-space gives lr twice"),
+    (["--search-space", "dropout=uniform:0:0.5;dropout=uniform:0.1:0.2"],
+     "--search-space gives dropout twice"),
+    (["--timeout", "nan"], "--timeout"),
+    (["--timeout", "inf"], "--timeout"),
+    (["--timeout", "-5"], "--timeout"),
+    (["--top", "-1"], "--top"),
+    (["--top", "0"], "--top"),
+])
+def test_bad_study_options_are_one_line_errors(args: list[str], message: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INSTRLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert main(["tune", *CLI, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("instrlab: error: ") and len(err.splitlines()) == 1, err
+    assert message in err
+    assert not any(tmp_path.iterdir()), "work started before the check"
