@@ -7,7 +7,6 @@ steps themselves only combine registered components.
 from __future__ import annotations
 
 import json
-import logging
 import time
 import warnings
 from dataclasses import asdict
@@ -30,6 +29,7 @@ from instrlab.tracking.runs import (
     find_finished_run,
     log_figure,
     scratch_dir,
+    start_run,
 )
 from instrlab.training import TrainConfig, TrainResult, fit, pick_device, predict_proba
 
@@ -55,7 +55,7 @@ def prepare_dataset(cfg: DatasetConfig, workers: int = 0, progress: bool = True,
             run_id = previous.info.run_id
             console.print(f"reusing generate run {run_id} for {ds.name}")
         else:
-            with mlflow.start_run(run_name=f"generate {ds.name}", nested=True) as run:
+            with start_run(run_name=f"generate {ds.name}", nested=True) as run:
                 log_dataset_run(ds, seconds)
             run_id = run.info.run_id
         mlflow.set_tag("instrlab.generate_run_id", run_id)
@@ -230,27 +230,40 @@ def model_meta(ds: SynthDataset, model_cfg: ModelConfig, thresholds: np.ndarray,
 
 def log_trained_model(model: Any, ds: SynthDataset, model_cfg: ModelConfig,
                       result: TrainResult, register_as: str | None) -> None:
-    """Log with ``mlflow.pytorch``: signature, input example, and the instrlab metadata."""
-    import mlflow.pytorch
+    """Log weights (safetensors) and metadata as a pyfunc model with signature and example.
+
+    The pyfunc flavor is the file :mod:`instrlab.serving`, logged as an MLflow "model from
+    code", so MLflow writes no ``python_model.pkl`` (the cloudpickled PythonModel it stores
+    by default, which only ``mlflow.pyfunc.load_model`` would read). instrlab's own loader
+    reads only the weights and the JSON.
+    """
+    import importlib.util
+
+    import mlflow.pyfunc
+    import pandas as pd
+    import torch
     from mlflow.models import infer_signature
 
-    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # pickle is deliberate:
-    # pt2 export fixes the batch size, and predict feeds any number of windows
+    from instrlab.predict import WEIGHTS, save_weights
+
     model = model.cpu().eval()
     example = np.asarray(ds.features[:1], np.float32)
-    import torch
-
     with torch.no_grad():
         out = torch.sigmoid(model(torch.from_numpy(example))).numpy()
     meta = model_meta(ds, model_cfg, result.thresholds, result.min_labels)
+    serving = importlib.util.find_spec("instrlab.serving").origin  # its path, not imported
     with scratch_dir() as tmp:
-        meta_path = Path(tmp) / MODEL_META
+        weights, meta_path = Path(tmp) / WEIGHTS, Path(tmp) / MODEL_META
+        save_weights(model, weights)
         meta_path.write_text(json.dumps(meta, indent=1))
-        mlflow.pytorch.log_model(
-            model, name="model", signature=infer_signature(example, out),
-            input_example=example, serialization_format="pickle",
-            extra_files=[str(meta_path)], registered_model_name=register_as,
-            pip_requirements=["torch", "instrlab"],
+        mlflow.pyfunc.log_model(
+            name="model", python_model=serving,
+            artifacts={"weights": str(weights), "meta": str(meta_path)},
+            signature=infer_signature(example, pd.DataFrame(out, columns=ds.instrument_names)),
+            input_example=example, registered_model_name=register_as,
+            pip_requirements=["torch", "safetensors", "instrlab"],
+            metadata={"instrlab_model": model_cfg.name, "features": ds.config.features,
+                      "instrument_names": ds.instrument_names},
         )
     mlflow.log_dict(meta, f"model_meta/{MODEL_META}")
 

@@ -53,6 +53,31 @@ def test_report_matches_hand_computation() -> None:
     assert "f1_by_count/2" in r and "f1_by_count/3" not in r
 
 
+def test_report_ranks_like_sklearn() -> None:
+    from sklearn.metrics import average_precision_score, label_ranking_average_precision_score
+
+    r = multilabel_report(Y, P, 0.5, NAMES)
+    # clip 1 ranks c (.7) over a (.6) over b (.4): a 1/2, b 2/3; the other clips rank right
+    assert r["lrap"] == pytest.approx((1 + (1 / 2 + 2 / 3) / 2 + 1 + 1) / 4)
+    assert r["lrap"] == pytest.approx(label_ranking_average_precision_score(Y, P))
+    assert [r[f"ap/{n}"] for n in NAMES] == pytest.approx([1, 1, 5 / 6])
+    for i, n in enumerate(NAMES):
+        assert r[f"ap/{n}"] == pytest.approx(average_precision_score(Y[:, i], P[:, i]))
+    assert r["mAP"] == pytest.approx(np.mean([r[f"ap/{n}"] for n in NAMES]))
+
+
+def test_class_without_positives_has_no_ap_and_is_left_out_of_map() -> None:
+    from sklearn.metrics import label_ranking_average_precision_score
+
+    y = Y.copy()
+    y[:, 1] = 0
+    y[2, 2] = 1  # every clip keeps a label
+    r = multilabel_report(y, P, 0.5, NAMES)
+    assert "ap/b" not in r and {"ap/a", "ap/c"} <= set(r)
+    assert r["mAP"] == pytest.approx((r["ap/a"] + r["ap/c"]) / 2)
+    assert r["lrap"] == pytest.approx(label_ranking_average_precision_score(y, P))
+
+
 def test_report_rejects_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match="shapes"):
         multilabel_report(Y, P[:, :2], 0.5, NAMES)

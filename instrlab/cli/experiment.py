@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from instrlab.cli.options import (
     add_train_options,
     config_from_args,
 )
+from instrlab.cli.predict import MODEL_HELP, add_trust_option, load_model_arg
 from instrlab.config import ExperimentConfig, evaluation_data
 
 
@@ -23,6 +25,26 @@ def add_tracking_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--register-model", default=None, metavar="NAME",
                    help="also register the model in the MLflow model registry as NAME")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_system_metrics_option(g)
+
+
+class _NoSystemMetrics(argparse.Action):
+    """Sets INSTRLAB_SYSTEM_METRICS=0 (instrlab.tracking.runs.SYSTEM_METRICS_ENV) when
+    parsed: every run of this process, and of the tune workers it starts, reads it."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        os.environ["INSTRLAB_SYSTEM_METRICS"] = "0"
+        setattr(namespace, self.dest, True)
+
+
+def add_system_metrics_option(p: Any) -> None:
+    p.add_argument("--no-system-metrics", action=_NoSystemMetrics,
+                   help="do not sample CPU, memory, disk, network and GPU use into the "
+                        "runs' system/* metrics (every 10 s; or INSTRLAB_SYSTEM_METRICS=0)")
 
 
 def add_experiment_options(p: argparse.ArgumentParser) -> None:
@@ -35,35 +57,64 @@ def add_experiment_options(p: argparse.ArgumentParser) -> None:
     add_tracking_options(p)
 
 
-def check_experiment(cfg: ExperimentConfig) -> None:
-    """One-line errors for what no run of ``cfg`` can do, before any work."""
+def check_experiment(cfg: ExperimentConfig, register_as: str | None = None) -> None:
+    """One-line errors for what no run of ``cfg`` can do, before any work.
+
+    The model is built once on the features' shape (known without rendering), and
+    ``register_as`` is checked with MLflow's own rule for registered-model names.
+    """
+    from instrlab.errors import InstrlabError, first_line
+    from instrlab.features import get_extractor
     from instrlab.instruments import get_instrument_set
+    from instrlab.models.factory import build_model
     from instrlab.registry import models
 
     models.get(cfg.model.name)
-    cfg.train.check_classes(len(get_instrument_set(cfg.data.instruments)))
+    n_classes = len(get_instrument_set(cfg.data.instruments))
+    cfg.train.check_classes(n_classes)
+    if register_as is not None:
+        from mlflow.exceptions import MlflowException
+        from mlflow.utils.validation import _validate_model_name
+
+        try:
+            _validate_model_name(register_as)
+        except MlflowException as exc:
+            raise InstrlabError(f"--register-model {register_as!r}: "
+                                f"{first_line(exc).rstrip('.')}; pick another name") from None
+    data = cfg.data
+    try:
+        shape = get_extractor(data.features, sample_rate=data.sample_rate,
+                              clip_seconds=data.score.clip_seconds, **data.feature_params).shape
+    except TypeError as exc:
+        raise InstrlabError(f"features {data.features!r} rejected data.feature_params "
+                            f"({first_line(exc)}); fix them") from exc
+    build_model(cfg.model, tuple(shape), n_classes)
 
 
 def run_experiment(args: argparse.Namespace, track_generate: bool) -> int:
     """Dataset, then training and evaluation in one MLflow run."""
-    import mlflow
-
-    from instrlab.pipeline import prepare_dataset, train_and_evaluate
-    from instrlab.tracking.runs import check_tracking, use_experiment
-
     cfg = config_from_args(args)
     data, model, train = cfg.data, cfg.model, cfg.train
-    check_experiment(cfg)
+    check_experiment(cfg, register_as=args.register_model)  # before mlflow's import: fast
+
+    from instrlab.console import console
+    from instrlab.pipeline import prepare_dataset, train_and_evaluate
+    from instrlab.tracking.runs import check_tracking, start_run, ui_link, use_experiment
+
     check_tracking()
     use_experiment(data.instruments)
     name = args.run_name or (f"{model.name} {data.features} n={data.n_samples} "
                              f"ep={train.epochs} bs={train.batch_size} lr={train.lr:g}")
-    with mlflow.start_run(run_name=name) as run:
+    with start_run(run_name=name) as run:
         ds = prepare_dataset(data, workers=args.workers, progress=not args.no_progress,
                              nested_run=track_generate)
         metrics = train_and_evaluate(ds, model, train, register_as=args.register_model,
                                      progress=not args.no_progress)
         print(f"run {run.info.run_id}: test_macro_f1 {metrics['test_macro_f1']:.4f}")
+    link = ui_link(run.info.experiment_id, run.info.run_id)
+    if link:
+        console.print(f"MLflow UI (model training view): {link}", highlight=False,
+                      soft_wrap=True)
     return 0
 
 
@@ -74,15 +125,12 @@ def evaluation_config(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import mlflow
-
     from instrlab.cli.options import DEST
     from instrlab.pipeline import evaluate_logged_model, log_generalization_report
-    from instrlab.predict import load_model
-    from instrlab.tracking.runs import check_tracking, use_experiment
+    from instrlab.tracking.runs import check_tracking, start_run, use_experiment
 
     check_tracking()
-    loaded = load_model(args.model_uri)  # once, for every source
+    loaded = load_model_arg(args.model_uri, args.trust_pickled_model)  # once, for every source
     data = evaluation_config(args).data
     if not hasattr(args, DEST + "data.features"):  # read clips as the model was trained to
         data = dataclasses.replace(data, features=loaded.meta["features"],
@@ -93,8 +141,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     def one(soundfont: str | None, nested: bool) -> dict[str, float]:
         cfg = dataclasses.replace(data, soundfont=soundfont)
         label = Path(soundfont).name if soundfont else "default soundfont"
-        with mlflow.start_run(run_name=f"evaluate {args.model_uri[:12]} on {label}",
-                              nested=nested):
+        with start_run(run_name=f"evaluate {args.model_uri[:12]} on {label}", nested=nested):
             metrics = evaluate_logged_model(args.model_uri, cfg, workers=args.workers,
                                             progress=not args.no_progress, loaded=loaded)
         print(f"{label}: test_macro_f1 {metrics['test_macro_f1']:.4f}")
@@ -103,7 +150,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if len(sources) == 1:
         one(sources[0], nested=False)
         return 0
-    with mlflow.start_run(run_name=args.run_name or f"generalization {args.model_uri[:12]}"):
+    with start_run(run_name=args.run_name or f"generalization {args.model_uri[:12]}"):
         results = {Path(sf).name if sf else "default": one(sf, nested=True) for sf in sources}
         log_generalization_report(args.model_uri, results)
     return 0
@@ -132,8 +179,7 @@ def add_parsers(sub: Any) -> None:
                                    "run tagged with the training run's id. Evaluation clips "
                                    "are clean and use seed 1 unless told otherwise, and are "
                                    "read with the model's own features by default.")
-    p.add_argument("model_uri", help="run id, runs:/ or models:/ URI, model directory or "
-                                     "registered model name")
+    p.add_argument("model_uri", help=MODEL_HELP)
     add_dataset_options(p, base)
     p._option_string_actions["--features"].help = (
         "feature extractor (default: the model's, with its parameters)")
@@ -144,4 +190,6 @@ def add_parsers(sub: Any) -> None:
                         "(repeatable): one run each, nested under a generalization report")
     p.add_argument("--run-name", default=None, help="MLflow run name")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_system_metrics_option(p)
+    add_trust_option(p)
     p.set_defaults(handler=cmd_evaluate, resolve=evaluation_config)

@@ -64,7 +64,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from instrlab.tune import run_tune
 
     cfg = config_from_args(args)
-    check_experiment(cfg)
+    check_experiment(cfg, register_as=args.register_model)
     study = {name: getattr(args, name) for _, name, _, _ in STUDY_OPTIONS if hasattr(args, name)}
     options = TuneOptions(**study, register_as=args.register_model, run_name=args.run_name,
                           progress=not args.no_progress, data_workers=args.workers)

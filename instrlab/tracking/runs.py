@@ -1,12 +1,15 @@
-"""MLflow helpers: experiments, reachability, finished-run reuse, figures."""
+"""MLflow helpers: experiments, runs, reachability, finished-run reuse, figures."""
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import tempfile
 from typing import Any
 
 import mlflow
+from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
@@ -22,6 +25,17 @@ _USER_CHOSE_EXPERIMENT = bool(os.environ.get("MLFLOW_EXPERIMENT_ID")
 TAG_STEP = "instrlab.step"
 TAG_DIGEST = "instrlab.dataset_digest"
 TAG_TRAINED_RUN = "instrlab.trained_run_id"
+
+# what MLflow 3's UI reads to treat an experiment as model training rather than GenAI
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+SYSTEM_METRICS_ENV = "INSTRLAB_SYSTEM_METRICS"
+"""``0`` turns system metrics off for every run of this process and its workers."""
+SYSTEM_METRICS_INTERVAL_S = 10
+"""Seconds between samples, each logged at once (``benchmarks/bench_system_metrics.py``)."""
+
+_tagged: set[tuple[str, str]] = set()  # (tracking URI, experiment id) seen by tag_experiment
 
 
 def check_tracking() -> str:
@@ -42,10 +56,70 @@ def check_tracking() -> str:
 
 
 def use_experiment(instrument_set: str) -> None:
-    """One experiment per instrument set, unless ``mlflow run`` or the user chose one."""
+    """One experiment per instrument set, unless ``mlflow run`` or the user chose one.
+
+    Either way the experiment is tagged as model training (by :func:`start_run` when
+    MLflow chose it).
+    """
     if os.environ.get("MLFLOW_RUN_ID") or _USER_CHOSE_EXPERIMENT:
         return
-    mlflow.set_experiment(f"instrlab-{instrument_set}")
+    tag_experiment(mlflow.set_experiment(f"instrlab-{instrument_set}").experiment_id)
+
+
+def tag_experiment(experiment_id: str) -> None:
+    """Tag the experiment as model training, unless it has a kind already (once a process)."""
+    key = (mlflow.get_tracking_uri(), experiment_id)
+    if key in _tagged:
+        return
+    _tagged.add(key)
+    try:
+        if TAG_EXPERIMENT_KIND not in mlflow.get_experiment(experiment_id).tags:
+            MlflowClient().set_experiment_tag(experiment_id, TAG_EXPERIMENT_KIND,
+                                              EXPERIMENT_KIND)
+    except Exception:  # e.g. no permission on a shared server: the run matters more
+        pass
+
+
+def system_metrics_enabled() -> bool:
+    """Whether new runs sample CPU, memory, disk, network (and GPU with nvidia-ml-py).
+
+    On unless ``INSTRLAB_SYSTEM_METRICS=0`` (``--no-system-metrics`` sets it) or psutil
+    is missing.
+    """
+    if os.environ.get(SYSTEM_METRICS_ENV, "1").strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    return importlib.util.find_spec("psutil") is not None
+
+
+def start_run(**kwargs: Any) -> mlflow.ActiveRun:
+    """``mlflow.start_run(**kwargs)`` with system metrics as configured; the run's
+    experiment (also one MLflow chose, e.g. under ``mlflow run``) is tagged as model
+    training. Every run instrlab starts goes through here."""
+    enabled = system_metrics_enabled()
+    if enabled:
+        # MLflow's own variables win, so a user (or a test) can sample more often
+        if not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
+            mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL_S)
+        if not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING"):
+            mlflow.set_system_metrics_samples_before_logging(1)
+        # "Started/Stopping monitoring system metrics" at INFO, for every run, otherwise
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+    active = mlflow.start_run(log_system_metrics=enabled, **kwargs)
+    tag_experiment(active.info.experiment_id)
+    return active
+
+
+def ui_link(experiment_id: str, run_id: str) -> str | None:
+    """The run's page on an HTTP tracking server, in the UI's model-training view.
+
+    MLflow 3.17's UI takes GenAI or model training from a switch kept in the browser (GenAI
+    until flipped), not from the experiment's tag; ``workflowType`` in the link selects it.
+    """
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return None
+    return (f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+            "?workflowType=machine_learning")
 
 
 def find_finished_run(tags: dict[str, str]) -> Run | None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score, f1_score, precision_recall_fscore_support
+from sklearn.metrics import (
+    average_precision_score,
+    f1_score,
+    label_ranking_average_precision_score,
+    precision_recall_fscore_support,
+)
 
 DEFAULT_GRID: np.ndarray = np.round(np.arange(0.05, 0.951, 0.025), 4)
 """Candidate thresholds for :func:`tune_thresholds`."""
@@ -34,14 +39,16 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
 
 
+def average_precisions(y_true: np.ndarray, probs: np.ndarray) -> dict[int, float]:
+    """Average precision of each class that has positives, by class index."""
+    y_true = np.asarray(y_true)
+    return {c: float(average_precision_score(y_true[:, c], probs[:, c]))
+            for c in range(y_true.shape[1]) if y_true[:, c].any()}
+
+
 def mean_average_precision(y_true: np.ndarray, probs: np.ndarray) -> float:
     """Mean over classes of average precision; classes without positives are skipped."""
-    y_true = np.asarray(y_true)
-    aps = [
-        average_precision_score(y_true[:, c], probs[:, c])
-        for c in range(y_true.shape[1])
-        if y_true[:, c].any()
-    ]
+    aps = list(average_precisions(y_true, probs).values())
     return float(np.mean(aps)) if aps else 0.0
 
 
@@ -62,7 +69,8 @@ def multilabel_report(
     names: Sequence[str],
     min_labels: int = 0,
 ) -> dict[str, float]:
-    """Flat dict of metrics: macro/micro F1, mAP, per-class F1/precision/recall, F1 by count."""
+    """Flat dict of metrics: macro/micro F1, mAP, LRAP, per-class F1/precision/recall and
+    average precision (``ap/<name>``, only for classes with positives), F1 by count."""
     y_true = np.asarray(y_true).astype(np.uint8)
     probs = np.asarray(probs, dtype=np.float64)
     if y_true.shape != probs.shape or y_true.shape[1] != len(names):
@@ -73,15 +81,19 @@ def multilabel_report(
     prec, rec, f1, _ = precision_recall_fscore_support(
         y_true, y_pred, average=None, zero_division=0
     )
+    aps = average_precisions(y_true, probs)
     report: dict[str, float] = {
         "macro_f1": macro_f1(y_true, y_pred),
         "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
-        "mAP": mean_average_precision(y_true, probs),
+        "mAP": float(np.mean(list(aps.values()))) if aps else 0.0,
+        "lrap": float(label_ranking_average_precision_score(y_true, probs)),
     }
     for i, name in enumerate(names):
         report[f"f1/{name}"] = float(f1[i])
         report[f"precision/{name}"] = float(prec[i])
         report[f"recall/{name}"] = float(rec[i])
+        if i in aps:
+            report[f"ap/{name}"] = aps[i]
     for k, value in f1_by_count(y_true, y_pred).items():
         report[f"f1_by_count/{k}"] = value
     return report
