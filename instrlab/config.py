@@ -17,14 +17,13 @@ import dataclasses
 import difflib
 import json
 import shlex
+import tomllib
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from instrlab.dataset.config import DatasetConfig
 from instrlab.errors import InstrlabError

@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from instrlab.cli import data, experiment, predict, soundfonts, tune
+from instrlab.cli import data, experiment, folds, predict, soundfonts, tune
 from instrlab.config import ExperimentConfig
 from instrlab.errors import InstrlabError
 
-COMMANDS = (data, experiment, predict, soundfonts, tune)
+COMMANDS = (data, experiment, predict, soundfonts, tune, folds)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,41 @@
+"""The leave-one-family-out benchmark's settings (no heavy imports: --help reads them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from instrlab.errors import InstrlabError
+
+
+@dataclass(frozen=True)
+class FoldsConfig:
+    """Which soundfonts make the families and which are held out, one fold each."""
+
+    soundfonts: tuple[str, ...] = ("FluidR3_GM.sf2", "MuseScore_General.sf3", "TimGM6mb.sf2",
+                                   "sf_GMbank.sf2")
+    """Every soundfont of the benchmark: training material of the folds that keep it."""
+    hold_out: tuple[str, ...] = ("TimGM6mb.sf2+sf_GMbank.sf2", "FluidR3_GM.sf2")
+    """One fold per entry; ``A+B`` holds out both (csound's sf_GMbank shares most of
+    TimGM6mb's samples). The fold is named and scored by its first soundfont."""
+    eval_samples: int = 2000
+    """Clean clips (seed 1) rendered with each held-out soundfont."""
+    octaves: tuple[int, ...] = (-1, 1)
+    """Each held-out soundfont is also scored with every note moved by these octaves
+    (48..60 and 72..84 for seed12's 60..72): pitch robustness."""
+
+    def __post_init__(self) -> None:
+        if len(set(self.soundfonts)) != len(self.soundfonts) or len(self.soundfonts) < 2:
+            raise InstrlabError("folds need at least two different --soundfonts")
+        if not self.hold_out:
+            raise InstrlabError("folds need at least one --hold-out soundfont")
+        for spec in self.hold_out:
+            for name in spec.split("+"):
+                if name not in self.soundfonts:
+                    raise InstrlabError(
+                        f"--hold-out {spec!r}: {name!r} is not one of the benchmark's "
+                        f"soundfonts ({', '.join(self.soundfonts)}); add it to --soundfonts")
+        if any(o == 0 or not -3 <= o <= 3 for o in self.octaves):
+            raise InstrlabError(f"--octaves must be non-zero whole octaves in -3..3, got "
+                                f"{list(self.octaves)}")
+        if not 1 <= self.eval_samples <= 1_000_000:
+            raise InstrlabError(f"--eval-samples must be in 1..1000000, got {self.eval_samples}")

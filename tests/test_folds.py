@@ -1,0 +1,117 @@
+"""Leave-one-family-out end to end: real soundfonts, real (tiny) training, a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from instrlab.dataset import DatasetConfig, open_dataset
+from instrlab.errors import InstrlabError
+from instrlab.folds.config import FoldsConfig
+from instrlab.folds.run import plan_folds
+from instrlab.instruments import seed12
+from instrlab.synth.augment import AugmentConfig
+from instrlab.synth.soundfonts import find_soundfont
+
+SOUNDFONTS = ["FluidR3_GM.sf2", "MuseScore_General.sf3", "TimGM6mb.sf2", "sf_GMbank.sf2"]
+MUSESCORE_OWN = {"acoustic_grand_piano", "square_wave_lead", "new_age_pad"}
+
+
+def test_folds_leave_out_every_preset_of_the_held_out_family() -> None:
+    folds = {f.name: f for f in plan_folds(seed12(), FoldsConfig())}
+    assert set(folds) == {"TimGM6mb", "FluidR3_GM"}
+    tim = folds["TimGM6mb"]
+    assert tim.held_out == ("TimGM6mb.sf2", "sf_GMbank.sf2")
+    assert tim.train == ("FluidR3_GM.sf2", "MuseScore_General.sf3") and tim.exclude == ()
+    fluid = folds["FluidR3_GM"]
+    assert fluid.train == ("MuseScore_General.sf3", "TimGM6mb.sf2", "sf_GMbank.sf2")
+    # MuseScore's presets that are FluidR3's recordings are out; its own three stay in
+    assert {sf for _, sf in fluid.exclude} == {"MuseScore_General.sf3"}
+    assert {inst for inst, _ in fluid.exclude} == set(seed12().names) - MUSESCORE_OWN
+
+
+def test_fold_data_renders_no_excluded_preset(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from instrlab.config import ExperimentConfig
+    from instrlab.dataset import generate_dataset
+    from instrlab.folds.run import fold_data
+
+    monkeypatch.setenv("INSTRLAB_CACHE", str(tmp_path))
+    fold = next(f for f in plan_folds(seed12(), FoldsConfig()) if f.name == "FluidR3_GM")
+    base = ExperimentConfig(data=DatasetConfig(n_samples=48, seed=2, augment=AugmentConfig()))
+    ds = open_dataset(generate_dataset(fold_data(base, fold), workers=1, progress=False))
+    file_name = {sf: find_soundfont(sf).resolve().name for sf in SOUNDFONTS}  # as logged
+    excluded = {(inst, file_name[sf]) for inst, sf in fold.exclude}
+    used = set()
+    for row in ds.manifest():
+        for inst, sf in zip(row["instruments"], row["soundfonts"]):
+            assert (inst, sf) not in excluded, (inst, sf)
+            used.add(sf)
+    assert used == {file_name[sf] for sf in fold.train}  # every training soundfont is drawn
+
+
+@pytest.mark.parametrize(("cfg", "message"), [
+    ({"hold_out": ("Nope.sf2",)}, "'Nope.sf2' is not one of the benchmark's soundfonts"),
+    ({"soundfonts": ("FluidR3_GM.sf2",), "hold_out": ("FluidR3_GM.sf2",)},
+     "at least two different --soundfonts"),
+    ({"eval_samples": 0}, "--eval-samples must be in 1..1000000"),
+])
+def test_bad_folds_are_one_line_errors(cfg: dict, message: str) -> None:
+    with pytest.raises(InstrlabError, match=message):
+        FoldsConfig(**cfg)
+
+
+def test_a_fold_with_nothing_left_to_train_on_is_an_error() -> None:
+    cfg = FoldsConfig(soundfonts=("FluidR3_GM.sf2", "MuseScore_General.sf3"),
+                      hold_out=("FluidR3_GM.sf2",))
+    with pytest.raises(InstrlabError, match="nothing left to train nylon_acoustic_guitar on"):
+        plan_folds(seed12(), cfg)
+
+
+def test_two_fold_benchmark_end_to_end(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
+           "INSTRLAB_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "instrlab.cli", "folds", "--soundfonts", *SOUNDFONTS,
+         "--hold-out", "TimGM6mb.sf2+sf_GMbank.sf2", "--hold-out", "FluidR3_GM.sf2",
+         "--eval-samples", "8", "--octaves", "-1", "--preset", "plain", "--n-samples", "32",
+         "--epochs", "1", "--batch-size", "8", "--workers", "1", "--no-progress"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.get_experiment_by_name("instrlab-seed12")
+    runs = mlflow.search_runs([exp.experiment_id], output_format="list")
+    parent = next(r for r in runs if r.data.tags.get("instrlab.step") == "folds")
+    folds = {r.data.tags["instrlab.fold"]: r for r in runs
+             if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert set(folds) == {"TimGM6mb", "FluidR3_GM"}
+    m = parent.data.metrics
+    for name in ("TimGM6mb", "FluidR3_GM"):
+        fold = folds[name].data.metrics
+        assert m[f"heldout_macro_f1/{name}"] == fold["heldout_macro_f1"]
+        assert 0.0 <= fold["heldout_macro_f1"] <= 1.0
+        assert {f"heldout_f1/{n}" for n in seed12().names} <= set(fold)
+        assert "test_macro_f1" in fold  # the in-family test split, as in a main run
+    assert m["heldout_macro_f1_mean"] == pytest.approx(
+        (m["heldout_macro_f1/TimGM6mb"] + m["heldout_macro_f1/FluidR3_GM"]) / 2)
+    assert "heldout_macro_f1/sf_GMbank" in folds["TimGM6mb"].data.metrics
+    evals = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in
+             {f.info.run_id for f in folds.values()}]
+    assert len(evals) == 6  # TimGM6mb and sf_GMbank, then FluidR3_GM; each an octave down too
+    assert "heldout_macro_f1_octave_down" in folds["FluidR3_GM"].data.metrics
+    assert "heldout_macro_f1_octave_down/FluidR3_GM" in m
+    assert "heldout_macro_f1/sf_GMbank/octave_down" in folds["TimGM6mb"].data.metrics
+    client = mlflow.MlflowClient()
+    report = json.loads(Path(client.download_artifacts(parent.info.run_id, "folds/report.json",
+                                                       str(tmp_path))).read_text())
+    assert set(report) == {"TimGM6mb", "FluidR3_GM"}
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id, "folds")}
+    assert {"folds/report.json", "folds/report.md", "folds/report.png"} <= arts
+    assert "held-out macro F1" in proc.stdout
