@@ -249,3 +249,21 @@ def test_build_model_errors_are_one_line(params: dict, message: str,
         build_model(ModelConfig("mel_cnn", params), (128, 431), 12)
     assert "\n" not in str(info.value) and "--model-param" in str(info.value)
     assert not [w for w in recwarn if "zero-element" in str(w.message)]
+
+
+@pytest.mark.parametrize("kind", ["a file", "under a file", "in /proc"])
+def test_generate_out_that_cannot_hold_a_dataset_is_one_line(tmp_path: Path, kind: str) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    out = {"a file": blocker, "under a file": blocker / "sub",
+           "in /proc": Path("/proc/instrlab-test-out")}[kind]
+    proc = subprocess.run(
+        [sys.executable, "-m", "instrlab.cli", "generate", "--n-samples", "2", "--workers", "1",
+         "--quiet", "--preset", "plain", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "INSTRLAB_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("instrlab: error: "), proc.stderr
+    assert str(out.parent if kind == "under a file" else out) in lines[0]
+    assert blocker.read_text() == "x"

@@ -335,17 +335,21 @@ def generate_dataset(
         dataset_name(cfg, digest))
     if _reusable(final, digest, cached, locked=False):  # a finished dataset is only read
         return final
-
-    def waiting(lock: Path) -> None:
-        note(f"waiting for another process to finish building {final} (it holds {lock})")
-
-    with claim(final, on_wait=waiting):
-        if not _reusable(final, digest, cached, locked=True):  # else built while we waited
-            meta = {"digest": digest, "name": final.name, "config": cfg.to_dict(),
-                    "identity": identity, "shape": list(renderer.extractor.shape),
-                    "dtype": "float16", "instrument_names": renderer.iset.names,
-                    "instrument_labels": [i.display_name for i in renderer.iset.instruments]}
-            _build(renderer, final, meta, workers, keep_audio, progress)
+    try:  # the one place a bad --out (a file, /proc, no permission) meets the file system
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with claim(final, on_wait=lambda lock: note(
+                f"waiting for another process to finish building {final} (it holds {lock})")):
+            if not _reusable(final, digest, cached, locked=True):  # else built meanwhile
+                meta = {"digest": digest, "name": final.name, "config": cfg.to_dict(),
+                        "identity": identity, "shape": list(renderer.extractor.shape),
+                        "dtype": "float16", "instrument_names": renderer.iset.names,
+                        "instrument_labels": [i.display_name
+                                              for i in renderer.iset.instruments]}
+                _build(renderer, final, meta, workers, keep_audio, progress)
+    except OSError as exc:
+        where = exc.filename or final
+        raise InstrlabError(f"cannot write the dataset at {where} ({exc.strerror or exc}); "
+                            "choose another --out or fix its permissions") from exc
     return final
 
 
