@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from instrlab.audio import (
+    AudioStream,
+    read_audio,  # noqa: F401  (re-exported: it lived here)
+    windows,
+)
 from instrlab.errors import InstrlabError, first_line
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -27,6 +33,7 @@ ARTIFACTS = "artifacts"  # where an MLflow pyfunc model keeps its artifacts
 LEGACY_PICKLE = Path("data") / "model.pth"  # mlflow.pytorch's pickle, as instrlab logged it
 LEGACY_META = Path("extra_files") / MODEL_META
 RETRAIN = "retrain it with `instrlab main ...`"
+BATCH = 32  # windows per forward pass
 
 
 @dataclass
@@ -234,8 +241,10 @@ def _fetch(uri: str, ref: str) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from instrlab.tracking import runs  # noqa: F401  (it turns MLflow's download bars off)
+    from instrlab.tracking import runs  # importing it turns MLflow's download bars off
 
+    if mlflow.get_tracking_uri().startswith(("http://", "https://")):
+        runs.check_tracking()  # no retries, 10 s timeout: fails fast when unreachable
     try:
         return Path(mlflow.artifacts.download_artifacts(uri))
     except (MlflowException, OSError) as exc:
@@ -268,56 +277,52 @@ def _run_id(uri: str, local: Path) -> str | None:
         return None
 
 
-def read_audio(path: Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 audio at ``sample_rate``; missing, empty or undecodable files raise."""
-    import soundfile as sf
+def get_model_extractor(loaded: LoadedModel) -> Any:
+    """The feature extractor the model was trained with."""
+    from instrlab.features import get_extractor
 
-    if not path.exists():
-        raise InstrlabError(f"{path}: no such file")
-    if path.is_dir():
-        raise InstrlabError(f"{path}: is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise InstrlabError(f"{path}: file is empty")
-    try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError) as exc:
-        raise InstrlabError(
-            f"{path}: not a readable audio file ({first_line(exc, 100)}); "
-            "use WAV, FLAC or OGG"
-        ) from exc
-    if audio.shape[0] == 0:
-        raise InstrlabError(f"{path}: holds no audio samples")
-    mono = audio.mean(axis=1)
-    if sr != sample_rate:
-        import librosa
-
-        mono = librosa.resample(mono, orig_sr=sr, target_sr=sample_rate)
-    return mono.astype(np.float32)
+    meta = loaded.meta
+    return get_extractor(meta["features"], sample_rate=meta["sample_rate"],
+                         clip_seconds=meta["clip_seconds"], **meta["feature_params"])
 
 
-def windows(audio: np.ndarray, n: int, min_fraction: float = 0.2) -> list[np.ndarray]:
-    """Consecutive clips of ``n`` samples; a short tail is kept if it holds enough audio."""
-    out = [audio[s:s + n] for s in range(0, max(len(audio), 1), n)]
-    if len(out) > 1 and len(out[-1]) < min_fraction * n:
-        out.pop()
-    return out
+def predict_windows(loaded: LoadedModel, clips: Iterable[np.ndarray], extractor: Any = None,
+                    batch: int = BATCH) -> np.ndarray:
+    """Per-window probabilities (n_windows, n_instruments), ``batch`` windows at a time."""
+    import torch
+
+    extractor = extractor or get_model_extractor(loaded)
+    out: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
+    for clip in _with_end(clips):
+        if clip is not None:
+            pending.append(extractor(clip))
+        if pending and (clip is None or len(pending) == batch):
+            feats = np.stack(pending).astype(np.float16).astype(np.float32)  # as in training
+            pending = []
+            with torch.no_grad():
+                out.append(torch.sigmoid(loaded.model(torch.from_numpy(feats))).numpy())
+    return np.concatenate(out)
+
+
+def _with_end(clips: Iterable[np.ndarray]) -> Iterator[np.ndarray | None]:
+    yield from clips
+    yield None
 
 
 def predict_audio(loaded: LoadedModel, audio: np.ndarray, extractor: Any = None
                   ) -> np.ndarray:
-    """Per-window probabilities (n_windows, n_instruments)."""
-    import torch
+    """Per-window probabilities (n_windows, n_instruments) for decoded audio."""
+    extractor = extractor or get_model_extractor(loaded)
+    return predict_windows(loaded, windows(audio, extractor.n_samples), extractor)
 
-    from instrlab.features import get_extractor
 
-    meta = loaded.meta
-    extractor = extractor or get_extractor(meta["features"], sample_rate=meta["sample_rate"],
-                                           clip_seconds=meta["clip_seconds"],
-                                           **meta["feature_params"])
-    feats = np.stack([extractor(w) for w in windows(audio, extractor.n_samples)])
-    feats = feats.astype(np.float16).astype(np.float32)  # as stored in training
-    with torch.no_grad():
-        return torch.sigmoid(loaded.model(torch.from_numpy(feats))).numpy()
+def predict_file(loaded: LoadedModel, path: Path, batch: int = BATCH
+                 ) -> tuple[np.ndarray, float]:
+    """Per-window probabilities for an audio file, streamed in flat memory, and its seconds."""
+    extractor = get_model_extractor(loaded)
+    stream = AudioStream(path, loaded.meta["sample_rate"], extractor.n_samples)
+    return predict_windows(loaded, stream, extractor, batch), stream.seconds
 
 
 def summarise(probs: np.ndarray) -> np.ndarray:

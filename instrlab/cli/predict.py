@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,48 +39,109 @@ def load_model_arg(ref: str, trust_pickled: bool) -> LoadedModel:
     return loaded
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    import numpy as np
-    from rich.console import Console
-    from rich.table import Table
+def check_threshold(threshold: float | None) -> None:
+    """A probability threshold must lie strictly between 0 and 1."""
+    if threshold is not None and not (math.isfinite(threshold) and 0 < threshold < 1):
+        raise InstrlabError(f"--threshold must be a number between 0 and 1 (exclusive), "
+                            f"got {threshold}")
 
-    from instrlab.predict import predict_audio, read_audio, summarise
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from instrlab.predict import predict_file, summarise
     from instrlab.training.metrics import binarize
 
     if args.min_labels is not None and args.min_labels < 0:
         raise InstrlabError(f"--min-labels must be >= 0, got {args.min_labels}")
+    check_threshold(args.threshold)
     loaded = load_model_arg(args.model, args.trust_pickled_model)
     meta = loaded.meta
     names = meta.get("instrument_labels") or meta["instrument_names"]
     thresholds = meta["thresholds"] if args.threshold is None else [args.threshold] * len(names)
     min_labels = loaded.min_labels if args.min_labels is None else args.min_labels
+    printer = PRINTERS[args.format](names, thresholds, args.all)
     failed = 0
-    out = Console()
     for file in args.files:
         try:
-            audio = read_audio(Path(file), meta["sample_rate"])
-            probs = predict_audio(loaded, audio)
+            probs, seconds = predict_file(loaded, Path(file))
         except InstrlabError as exc:
             print(f"instrlab: error: {exc}", file=sys.stderr)  # one line, never wrapped
             failed += 1
             continue
         summary = summarise(probs)
         plays = binarize(summary[None], thresholds, min_labels)[0]
-        table = Table(title=f"{file} ({len(audio) / meta['sample_rate']:.1f} s, "
+        printer.add(file, seconds, probs, summary, plays)
+    printer.close()
+    return 1 if failed else 0
+
+
+class TablePrinter:
+    """One rich table per file, printed as soon as the file is done."""
+
+    def __init__(self, names: list[str], thresholds: list[float], show_all: bool) -> None:
+        from rich.console import Console
+
+        self.names, self.thresholds, self.show_all = names, thresholds, show_all
+        self.out = Console()
+
+    def add(self, file: str, seconds: float, probs: Any, summary: Any, plays: Any) -> None:
+        import numpy as np
+        from rich.table import Table
+
+        table = Table(title=f"{file} ({seconds:.1f} s, "
                             f"{len(probs)} window{'s' if len(probs) != 1 else ''})")
         table.add_column("instrument")
         table.add_column("probability", justify="right")
         table.add_column("plays", justify="center")
         table.add_column("windows", justify="right")
-        order = [i for i in np.argsort(-summary, kind="stable") if args.all or plays[i]]
+        order = [i for i in np.argsort(-summary, kind="stable") if self.show_all or plays[i]]
         for i in order:
-            hits = int((probs[:, i] >= thresholds[i]).sum())
-            table.add_row(names[i], f"{summary[i]:.3f}", "yes" if plays[i] else "",
+            hits = int((probs[:, i] >= self.thresholds[i]).sum())
+            table.add_row(self.names[i], f"{summary[i]:.3f}", "yes" if plays[i] else "",
                           f"{hits}/{len(probs)}")
         if not len(order):
             table.add_row("(no instrument above threshold)", "", "", "")
-        out.print(table)
-    return 1 if failed else 0
+        self.out.print(table)
+
+    def close(self) -> None:
+        """Nothing is pending."""
+
+
+class JsonPrinter:
+    """One JSON list, a record per file, printed once all files are done."""
+
+    def __init__(self, names: list[str], thresholds: list[float], show_all: bool) -> None:
+        self.names = names
+        self.records: list[dict[str, Any]] = []
+
+    def add(self, file: str, seconds: float, probs: Any, summary: Any, plays: Any) -> None:
+        self.records.append({
+            "path": file, "duration_s": round(seconds, 3), "windows": len(probs),
+            "instruments": {name: {"probability": float(summary[i]), "plays": bool(plays[i])}
+                            for i, name in enumerate(self.names)},
+        })
+
+    def close(self) -> None:
+        print(json.dumps(self.records, indent=2))
+
+
+class CsvPrinter:
+    """A header line, then a row per file: path, duration_s, <name>_prob, <name>_plays."""
+
+    def __init__(self, names: list[str], thresholds: list[float], show_all: bool) -> None:
+        self.writer = csv.writer(sys.stdout, lineterminator="\n")
+        self.writer.writerow(["path", "duration_s",
+                              *(f"{n}_{c}" for n in names for c in ("prob", "plays"))])
+
+    def add(self, file: str, seconds: float, probs: Any, summary: Any, plays: Any) -> None:
+        cells = [x for p, y in zip(summary, plays) for x in (f"{float(p):.6f}", int(bool(y)))]
+        self.writer.writerow([file, f"{seconds:.3f}", *cells])
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        """Every row is written."""
+
+
+PRINTERS: dict[str, Any] = {"table": TablePrinter, "json": JsonPrinter, "csv": CsvPrinter}
 
 
 def add_parsers(sub: Any) -> None:
@@ -94,7 +158,11 @@ def add_parsers(sub: Any) -> None:
                    help="name at least the N most probable instruments per file; 0 names only "
                         "those over threshold (default: the model's, 1 for models trained by "
                         "default)")
-    p.add_argument("--all", action="store_true", help="list every instrument, not only hits")
+    p.add_argument("--all", action="store_true",
+                   help="list every instrument, not only hits (json and csv list all)")
+    p.add_argument("--format", choices=sorted(PRINTERS), default="table",
+                   help="table (default); json: a list with a record per file; csv: a header "
+                        "and a row per file with <instrument>_prob and <instrument>_plays")
     add_trust_option(p)
     p.set_defaults(handler=cmd_predict)
 
