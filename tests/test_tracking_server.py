@@ -226,6 +226,9 @@ def test_start_run_tags_the_experiment_mlflow_run_chose_and_honours_the_off_swit
     other = client.create_experiment(f"genai-{uuid.uuid4().hex[:6]}",
                                      tags={TAG_EXPERIMENT_KIND: "genai_development"})
     created = client.create_run(exp)
+    # a fresh process, as under `mlflow run`: no experiment chosen by an earlier test
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", exp)
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     monkeypatch.setenv("MLFLOW_RUN_ID", created.info.run_id)
     with start_run() as run:
