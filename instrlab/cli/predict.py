@@ -40,10 +40,10 @@ def load_model_arg(ref: str, trust_pickled: bool) -> LoadedModel:
 
 
 def check_threshold(threshold: float | None) -> None:
-    """A probability threshold must lie strictly between 0 and 1."""
-    if threshold is not None and not (math.isfinite(threshold) and 0 < threshold < 1):
-        raise InstrlabError(f"--threshold must be a number between 0 and 1 (exclusive), "
-                            f"got {threshold}")
+    """A probability threshold must lie in (0, 1]: 1 names only the ``--min-labels`` most
+    probable instruments."""
+    if threshold is not None and not (math.isfinite(threshold) and 0 < threshold <= 1):
+        raise InstrlabError(f"--threshold must be a number in (0, 1], got {threshold}")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -153,7 +153,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("files", nargs="+", help="audio files")
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--threshold", type=float, default=None,
-                   help="probability threshold for all instruments (default: the model's)")
+                   help="probability threshold for all instruments, in (0, 1]; 1 names only "
+                        "the --min-labels most probable ones (default: the model's)")
     p.add_argument("--min-labels", type=int, default=None, metavar="N",
                    help="name at least the N most probable instruments per file; 0 names only "
                         "those over threshold (default: the model's, 1 for models trained by "
