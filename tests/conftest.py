@@ -8,6 +8,8 @@ so the whole foundation suite stays within a couple of minutes on two cores.
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,3 +117,34 @@ def seed12():  # noqa: ANN201 - InstrumentSet
     from instrlab.instruments import get_instrument_set
 
     return get_instrument_set("seed12")
+
+
+def tracked_store(root: Path) -> tuple[pytest.MonkeyPatch, str]:
+    """Work in ``root`` with its own dataset cache and SQLite MLflow store; returns the
+    patch to undo and the tracking URI."""
+    import mlflow
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("INSTRLAB_CACHE", str(root / "cache"))
+    mp.chdir(root)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    return mp, uri
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """INSTRLAB_TEST_POSTGRES_URL (scripts/test sets it), else one server for the session."""
+    url = os.environ.get("INSTRLAB_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    script = PROJECT_ROOT / "scripts" / "postgres-test.sh"
+    proc = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail("the PostgreSQL tests need a server: set INSTRLAB_TEST_POSTGRES_URL or let "
+                    f"scripts/postgres-test.sh start one; it said:\n{proc.stderr}")
+    url, folder = proc.stdout.split()
+    yield url
+    subprocess.run(["bash", str(script), "stop", folder], check=False)

@@ -16,6 +16,7 @@ import mlflow
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import tracked_store
 from test_pipeline import run_cli
 
 from instrlab.cli import main
@@ -50,12 +51,7 @@ class Touch:
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One tiny `instrlab train` run, its model as a local directory, and a WAV file."""
     root = tmp_path_factory.mktemp("safety")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("INSTRLAB_CACHE", str(root / "cache"))
-    mp.chdir(root)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
+    mp, uri = tracked_store(root)
     assert main(["train", *TINY, "--run-name", "tiny"]) == 0
     run = mlflow.search_runs(experiment_names=["instrlab-seed12"], output_format="list")[0]
     run_id = run.info.run_id

@@ -10,6 +10,7 @@ import mlflow
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import tracked_store
 
 from instrlab.cli import main
 from instrlab.instruments import seed12
@@ -23,12 +24,7 @@ TINY = ["--n-samples", "64", "--epochs", "2", "--batch-size", "16", "--workers",
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One tracked `instrlab main` run (and a second identical one) in a fresh store."""
     root = tmp_path_factory.mktemp("pipeline")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("INSTRLAB_CACHE", str(root / "cache"))
-    mp.chdir(root)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
+    mp, uri = tracked_store(root)
     assert main(["main", *TINY, "--run-name", "first"]) == 0
     assert main(["main", *TINY, "--run-name", "second", "--register-model", "instrlab-tiny"]) == 0
     exp = mlflow.get_experiment_by_name("instrlab-seed12")

@@ -18,6 +18,7 @@ import mlflow
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import tracked_store
 from test_model_safety import TINY, one_error_line, printed_probabilities
 from test_pipeline import run_cli
 
@@ -30,12 +31,7 @@ from instrlab.predict import load_model, predict_audio, predict_file, read_audio
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One tiny training run, its loaded model, and WAV files at two sample rates."""
     root = tmp_path_factory.mktemp("predict")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("INSTRLAB_CACHE", str(root / "cache"))
-    mp.chdir(root)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    mp.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
+    mp, uri = tracked_store(root)
     assert main(["train", *TINY, "--run-name", "tiny"]) == 0
     run = mlflow.search_runs(experiment_names=["instrlab-seed12"], output_format="list")[0]
     loaded = load_model(run.info.run_id)

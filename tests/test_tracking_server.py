@@ -56,23 +56,6 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """INSTRLAB_TEST_POSTGRES_URL (scripts/test sets it), else a server started here."""
-    url = os.environ.get("INSTRLAB_TEST_POSTGRES_URL")
-    if url:
-        yield url
-        return
-    script = ROOT / "scripts" / "postgres-test.sh"
-    proc = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.fail("the tracking server test needs PostgreSQL: set INSTRLAB_TEST_POSTGRES_URL "
-                    f"or let scripts/postgres-test.sh start one; it said:\n{proc.stderr}")
-    url, folder = proc.stdout.split()
-    yield url
-    subprocess.run(["bash", str(script), "stop", folder], check=False)
-
-
-@pytest.fixture(scope="module")
 def server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """``mlflow server`` on its own new database; the dataset is built meanwhile."""
     import psycopg2

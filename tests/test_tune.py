@@ -286,23 +286,6 @@ def test_killed_worker_then_rerun_with_two_workers(world: dict, tuned: dict) -> 
 # ---------------------------------------------------------------- two workers, PostgreSQL
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> str:
-    """INSTRLAB_TEST_POSTGRES_URL (scripts/test sets it), else a server started here."""
-    url = os.environ.get("INSTRLAB_TEST_POSTGRES_URL")
-    if url:
-        yield url
-        return
-    script = ROOT / "scripts" / "postgres-test.sh"
-    proc = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.fail("the two-worker test needs PostgreSQL: set INSTRLAB_TEST_POSTGRES_URL or "
-                    f"let scripts/postgres-test.sh start one; it said:\n{proc.stderr}")
-    url, folder = proc.stdout.split()
-    yield url
-    subprocess.run(["bash", str(script), "stop", folder], check=False)
-
-
 def test_two_workers_share_one_study_on_postgresql(world: dict, postgres_url: str,
                                                     tmp_path: Path) -> None:
     """Both start at once on a fresh PostgreSQL and a fresh MLflow store (tables race)."""
