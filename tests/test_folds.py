@@ -61,10 +61,20 @@ def test_fold_data_renders_no_excluded_preset(tmp_path: Path,
     ({"soundfonts": ("FluidR3_GM.sf2",), "hold_out": ("FluidR3_GM.sf2",)},
      "at least two different --soundfonts"),
     ({"eval_samples": 0}, "--eval-samples must be in 1..1000000"),
+    ({"octaves": (0,)}, r"--octaves must be non-zero whole octaves in -3..3, got \[0\]"),
+    ({"octaves": (-1, 4)}, r"--octaves must be non-zero whole octaves in -3..3, got \[-1, 4\]"),
 ])
 def test_bad_folds_are_one_line_errors(cfg: dict, message: str) -> None:
     with pytest.raises(InstrlabError, match=message):
         FoldsConfig(**cfg)
+
+
+def test_octaves_that_are_not_numbers_are_one_line_errors() -> None:
+    proc = subprocess.run([sys.executable, "-m", "instrlab.cli", "folds", "--octaves", "up"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("instrlab: error: --octaves takes whole numbers such as -1 1, "
+                                   "got up")
 
 
 def test_a_fold_with_nothing_left_to_train_on_is_an_error() -> None:

@@ -124,6 +124,8 @@ def test_score_config_validation() -> None:
         (ScoreConfig(gap_seconds=(1.0, 0.5)), "gap_seconds"),
         (ScoreConfig(note_seconds=(0.0, 1.0)), "note_seconds"),
         (ScoreConfig(clip_seconds=0.1), "clip_seconds"),
+        (ScoreConfig(pitch_shift=49), r"pitch_shift must be in -48..48 semitones, got 49"),
+        (ScoreConfig(pitch_shift=-60), r"pitch_shift must be in -48..48 semitones, got -60"),
     ]
     for cfg, message in cases:
         with pytest.raises(InstrlabError, match=message):
