@@ -95,12 +95,14 @@ def train_and_evaluate(
     progress: bool = True,
     log_model: bool = True,
     on_epoch: Any = None,
+    on_batch: Any = None,
     evaluate_test: bool = True,
 ) -> dict[str, float]:
     """Train on the train split, select on validation, test once; log it all to MLflow.
 
     ``evaluate_test=False`` (tuning trials) stops after training: the test split is
-    not touched and only validation figures are returned.
+    not touched and only validation figures are returned. ``on_epoch`` and ``on_batch`` go
+    to :func:`instrlab.training.fit`.
     """
     names = ds.instrument_names
     splits = ds.split()
@@ -130,7 +132,7 @@ def train_and_evaluate(
 
     t0 = time.perf_counter()
     result = fit(model, ds.features, ds.labels, splits["train"], splits["val"], train_cfg,
-                 on_epoch=log_epoch, progress=progress)
+                 on_epoch=log_epoch, progress=progress, on_batch=on_batch)
     mlflow.log_metrics({"seconds_train": time.perf_counter() - t0,
                         "train_samples_per_s": result.train_samples_per_s,
                         "best_epoch": result.best_epoch,

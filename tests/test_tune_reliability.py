@@ -184,13 +184,68 @@ class _SignalsItself:
 
 def test_ctrl_c_dropped_in_a_finalizer_is_raised_again(capsys: pytest.CaptureFixture[str]
                                                        ) -> None:
-    with signals_as_interrupt():
+    with pytest.raises(KeyboardInterrupt), signals_as_interrupt():
         obj = _SignalsItself()
         del obj
         with pytest.raises(KeyboardInterrupt):
             check_interrupt()
     assert "KeyboardInterrupt" not in capsys.readouterr().err
     check_interrupt()  # cleared once the block ends
+
+
+def test_first_signal_waits_for_a_safe_point_and_a_second_one_does_not() -> None:
+    """A KeyboardInterrupt raised where SIGTERM lands could cut a storage write in half:
+    the first signal is raised by check_interrupt (after a batch, an epoch, a trial)."""
+    with pytest.raises(KeyboardInterrupt), signals_as_interrupt():  # and still at the end
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler has run: nothing was raised here
+        with pytest.raises(KeyboardInterrupt):
+            check_interrupt()
+        with pytest.raises(KeyboardInterrupt):  # a second signal: at once
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    check_interrupt()
+
+
+def test_a_signal_after_the_last_safe_point_still_interrupts() -> None:
+    with pytest.raises(KeyboardInterrupt), signals_as_interrupt():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+    check_interrupt()
+
+
+HOLD_LOCK = """
+import sys, time
+from instrlab.tune.storage import JournalFlock
+JournalFlock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_journal_lock_of_a_killed_process_is_free_at_once(tmp_path: Path) -> None:
+    """Optuna's symlink lock, left by a SIGKILLed holder, stalls every writer for 30 s; the
+    journal's flock lock is dropped by the kernel with its holder."""
+    import fcntl
+
+    journal = tmp_path / "study.log"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(journal)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with open(f"{journal}.flock") as fh:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            holder.kill()
+            holder.wait()
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: no grace period
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        holder.kill()
+        holder.wait()
+    storage = open_storage(str(journal)).storage
+    optuna.create_study(study_name="after", storage=storage).optimize(lambda t: 1.0, n_trials=1)
+    assert optuna.load_study(study_name="after", storage=storage).trials[0].value == 1.0
 
 
 def _stat(pid: int) -> list[str]:

@@ -124,12 +124,15 @@ def fit(
     cfg: TrainConfig,
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
+    on_batch: Callable[[], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; return history and restore the best-validation-F1 weights.
 
     ``features`` (N, ...) float16 may be an ``np.memmap``: each batch is gathered by sorted
     fancy indexing, so only the batch is copied into memory. Epochs count from 1.
-    ``on_epoch(epoch, metrics)`` runs after every epoch; whatever it raises propagates.
+    ``on_epoch(epoch, metrics)`` runs after every epoch and ``on_batch()`` after every
+    batch (a deferred Ctrl-C: :func:`instrlab.tune.loop.check_interrupt`); whatever they
+    raise propagates.
     """
     train_idx, val_idx = np.asarray(train_idx), np.asarray(val_idx)
     if len(train_idx) < 2 or len(val_idx) < 1:
@@ -148,7 +151,8 @@ def fit(
     if device.type == "cpu" and cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     try:
-        return _fit(model, features, labels, train_idx, val_idx, cfg, device, on_epoch, progress)
+        return _fit(model, features, labels, train_idx, val_idx, cfg, device, on_epoch, progress,
+                    on_batch)
     finally:
         torch.set_num_threads(old_threads)
 
@@ -156,7 +160,7 @@ def fit(
 def _fit(
     model: nn.Module, features: np.ndarray, labels: np.ndarray, train_idx: np.ndarray,
     val_idx: np.ndarray, cfg: TrainConfig, device: torch.device,
-    on_epoch: EpochCallback | None, progress: bool,
+    on_epoch: EpochCallback | None, progress: bool, on_batch: Callable[[], None] | None,
 ) -> TrainResult:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -208,6 +212,8 @@ def _fit(
                 loss_sum += loss.item() * len(chunk)
                 seen += len(chunk)
                 bar.update(b_task, advance=1, info=f"loss {loss_sum / seen:.4f}")
+                if on_batch is not None:
+                    on_batch()
             train_time = time.perf_counter() - t0
             train_seconds += train_time
             train_samples += seen

@@ -134,7 +134,7 @@ def make_objective(ctx: TrialContext) -> Callable[[optuna.Trial], float]:
                 mlflow.log_params({f"tune.{k}": v for k, v in values.items()})
                 result = pipeline.train_and_evaluate(ds, model, train, progress=False,
                                                      log_model=False, evaluate_test=False,
-                                                     on_epoch=on_epoch)
+                                                     on_epoch=on_epoch, on_batch=check_interrupt)
             except optuna.TrialPruned:
                 trial.set_user_attr(ATTR_PRUNED_AT, epoch_now)
                 mlflow.log_metrics({"best_val_macro_f1": max(best, 0.0),
@@ -234,8 +234,8 @@ _interrupted = threading.Event()  # set by a SIGINT or SIGTERM under signals_as_
 
 
 def check_interrupt() -> None:
-    """Raise the KeyboardInterrupt of a signal that Python dropped (see
-    :func:`signals_as_interrupt`); called between epochs and between trials."""
+    """Raise the KeyboardInterrupt of a signal that :func:`signals_as_interrupt` deferred;
+    called at safe points: after every batch and epoch, between trials, while waiting."""
     if _interrupted.is_set():
         raise KeyboardInterrupt
 
@@ -244,17 +244,20 @@ def check_interrupt() -> None:
 def signals_as_interrupt() -> Iterator[None]:
     """SIGINT (Ctrl-C) and SIGTERM end a trial alike: marked interrupted, its run KILLED.
 
-    Python drops, with a traceback, a KeyboardInterrupt raised in a finalizer or a weakref
-    callback (SQLAlchemy has many): such a one is kept quiet and raised again by
-    :func:`check_interrupt`.
+    The first signal only sets a flag that :func:`check_interrupt` raises at the next safe
+    point. Raised where the signal lands, a KeyboardInterrupt can cut an MLflow or Optuna
+    storage write in half (a SQLAlchemy transaction, a journal lock) and leave a run or a
+    trial that never ends. A second signal raises at once, wherever it lands; Python drops
+    one raised in a finalizer, which is kept quiet here (the flag is already set).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
+        if _interrupted.is_set():
+            raise KeyboardInterrupt
         _interrupted.set()
-        raise KeyboardInterrupt
 
     def unraisable(info: Any) -> None:
         if not (_interrupted.is_set() and isinstance(info.exc_value, KeyboardInterrupt)):
@@ -265,6 +268,7 @@ def signals_as_interrupt() -> Iterator[None]:
     old_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
+        check_interrupt()  # a signal after the last safe point still interrupts
     finally:
         sys.unraisablehook = old_hook
         for sig, previous in old.items():

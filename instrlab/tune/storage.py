@@ -6,6 +6,8 @@ again must match both, so that its trials stay comparable.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import json
 import os
@@ -26,6 +28,39 @@ from instrlab.tune.keys import ATTR_OBJECTIVE, ATTR_SETUP, ATTR_SPACE, OBJECTIVE
 from instrlab.tune.options import DEFAULT_STORAGE
 from instrlab.tune.space import SearchSpace
 from instrlab.tune.targets import TARGETS, UNTUNABLE_TRAIN
+
+
+class JournalFlock:
+    """The journal's write lock as ``fcntl.flock`` on ``JOURNAL.flock``.
+
+    Optuna's own journal locks (a symlink or an ``O_EXCL`` file) outlive a process killed
+    while it holds them: every other process then waits out their 30 s grace period
+    before breaking the lock, so a SIGKILLed ``instrlab tune`` stalled its workers. The
+    kernel drops a flock lock when its holder dies. Other programs that write the same
+    journal (optuna-dashboard only reads it) must use this lock too. It has the two
+    methods ``JournalFileBackend(lock_obj=...)`` calls (its base class is private to Optuna).
+    """
+
+    def __init__(self, journal: str) -> None:
+        self._path = journal + ".flock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        if self._fd is not None:  # left by an interruption between acquire and release
+            self.release()
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.release()
+            raise
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # releases the lock
 
 
 @dataclass
@@ -101,7 +136,7 @@ def _open_journal(spec: str) -> StorageInfo:
         if os.path.isdir(path):
             raise IsADirectoryError(f"{path} is a directory")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        storage = JournalStorage(JournalFileBackend(path))
+        storage = JournalStorage(JournalFileBackend(path, lock_obj=JournalFlock(path)))
     except OSError as exc:
         raise InstrlabError(f"optuna journal {path} cannot be opened ({first_line(exc)}); "
                             "give a writable file path or a database URL with --storage") from None

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import os
 import socket
+import subprocess
 import time
 import warnings
 from collections.abc import Callable
@@ -112,7 +113,7 @@ def run_tune(options: TuneOptions, data: DatasetConfig, model: ModelConfig, trai
     end_dead_parent_runs(name, storage.display)
     t_start = time.perf_counter()
     run_name = options.run_name or f"tune {name}"
-    with start_run(run_name=run_name) as parent, signals_as_interrupt():
+    with start_run(run_name=run_name) as parent:
         parent_id, exp_id = parent.info.run_id, parent.info.experiment_id
         mlflow.set_tags({TAG_STEP: "tune", TAG_ROLE: "tune", TAG_STUDY: name,
                          TAG_STORAGE: storage.display, TAG_HOST: socket.gethostname(),
@@ -140,9 +141,11 @@ def run_tune(options: TuneOptions, data: DatasetConfig, model: ModelConfig, trai
         ctx = TrialContext(study, space, data, model, train, datasets, parent_id, exp_id,
                            storage, worker=0)
         deadline = time.time() + options.timeout if options.timeout else None
-        procs = spawn_workers(options, data, model, train, parent_id, exp_id, name)
+        procs: list[subprocess.Popen[bytes]] = []
         try:
-            with LiveView(study, options.n_trials, space, options.progress) as view:
+            with signals_as_interrupt(), LiveView(study, options.n_trials, space,
+                                                  options.progress) as view:
+                procs += spawn_workers(options, data, model, train, parent_id, exp_id, name)
                 ctx.view = view
                 ran = run_trials(ctx, options.n_trials, deadline)
                 wait_workers(procs, view)

@@ -28,7 +28,13 @@ from instrlab.errors import InstrlabError
 from instrlab.models.factory import ModelConfig
 from instrlab.training import TrainConfig
 from instrlab.tune.keys import ATTR_PID
-from instrlab.tune.loop import TrialContext, prepare_datasets, run_trials, signals_as_interrupt
+from instrlab.tune.loop import (
+    TrialContext,
+    check_interrupt,
+    prepare_datasets,
+    run_trials,
+    signals_as_interrupt,
+)
 from instrlab.tune.options import TuneOptions
 from instrlab.tune.sampling import make_pruner, make_sampler
 from instrlab.tune.space import SearchSpace
@@ -69,6 +75,7 @@ def spawn_workers(options: TuneOptions, data: DatasetConfig, model: ModelConfig,
 def wait_workers(procs: list[subprocess.Popen[bytes]], view: LiveView | None) -> None:
     """Until every worker process has ended."""
     while any(p.poll() is None for p in procs):
+        check_interrupt()
         if view is not None:
             view.refresh()
         time.sleep(1.0)
@@ -85,6 +92,7 @@ def wait_running(study: optuna.Study, view: LiveView | None) -> None:
     limit = time.time() + 2 * longest + 60
     said = False
     while time.time() < limit:
+        check_interrupt()
         fail_dead_trials(study)
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if not running:
