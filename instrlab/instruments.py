@@ -24,6 +24,9 @@ class Instrument:
     pitch_range: tuple[int, int] = (60, 72)
     velocity_range: tuple[int, int] = (50, 100)
     label: str = ""
+    register: tuple[int, int] | None = None
+    """The pitches it may play beyond ``pitch_range`` (``ScoreConfig.register_share``);
+    None: ``pitch_range``. Must contain ``pitch_range``."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -42,6 +45,13 @@ class Instrument:
                 f"instrument {self.name!r}: pitch range {lo}..{hi} must satisfy "
                 "0 <= low <= high <= 127"
             )
+        if self.register is not None:
+            rlo, rhi = self.register
+            if not 0 <= rlo <= lo <= hi <= rhi <= 127:
+                raise InstrlabError(
+                    f"instrument {self.name!r}: register {rlo}..{rhi} must lie in 0..127 and "
+                    f"contain the pitch range {lo}..{hi}; widen the register or drop it"
+                )
         vlo, vhi = self.velocity_range
         if not 1 <= vlo <= vhi <= 127:
             raise InstrlabError(
@@ -52,6 +62,11 @@ class Instrument:
     @property
     def display_name(self) -> str:
         return self.label or self.name.replace("_", " ").title()
+
+    @property
+    def wide_range(self) -> tuple[int, int]:
+        """The register, else the pitch range."""
+        return self.register or self.pitch_range
 
 
 @dataclass(frozen=True)
@@ -91,28 +106,31 @@ def get_instrument_set(name: str) -> InstrumentSet:
     return result
 
 
-# (name, GM program, display label) in the seed's order.
+# (name, GM program, display label, register) in the seed's order; each register is the
+# instrument's realistic range, widened to cover at least 48..84
 SEED12 = (
-    ("acoustic_grand_piano", 0, "Acoustic Grand Piano"),
-    ("nylon_acoustic_guitar", 24, "Nylon Acoustic Guitar"),
-    ("string_ensemble_1", 48, "String Ensemble 1"),
-    ("piccolo", 72, "Piccolo"),
-    ("celesta", 8, "Celesta"),
-    ("acoustic_bass", 32, "Acoustic Bass"),
-    ("trumpet", 56, "Trumpet"),
-    ("square_wave_lead", 80, "Square Wave Lead"),
-    ("hammond_organ", 16, "Hammond Organ"),
-    ("violin", 40, "Violin"),
-    ("soprano_sax", 64, "Soprano Sax"),
-    ("new_age_pad", 88, "New Age Pad"),
+    ("acoustic_grand_piano", 0, "Acoustic Grand Piano", (36, 96)),
+    ("nylon_acoustic_guitar", 24, "Nylon Acoustic Guitar", (40, 88)),
+    ("string_ensemble_1", 48, "String Ensemble 1", (36, 96)),
+    ("piccolo", 72, "Piccolo", (48, 108)),
+    ("celesta", 8, "Celesta", (48, 108)),
+    ("acoustic_bass", 32, "Acoustic Bass", (28, 84)),
+    ("trumpet", 56, "Trumpet", (48, 86)),
+    ("square_wave_lead", 80, "Square Wave Lead", (36, 96)),
+    ("hammond_organ", 16, "Hammond Organ", (36, 96)),
+    ("violin", 40, "Violin", (48, 100)),
+    ("soprano_sax", 64, "Soprano Sax", (48, 88)),
+    ("new_age_pad", 88, "New Age Pad", (36, 96)),
 )
 
 
 @instrument_sets.register("seed12")
 def seed12() -> InstrumentSet:
-    """The seed experiment's 12 GM instruments, pitches 60..72."""
+    """The seed experiment's 12 GM instruments, pitches 60..72 (the seed's protocol); each
+    has a register covering at least 48..84 for ``ScoreConfig.register_share``."""
     return InstrumentSet(
-        "seed12", tuple(Instrument(n, p, label=label) for n, p, label in SEED12)
+        "seed12", tuple(Instrument(n, p, label=label, register=reg)
+                        for n, p, label, reg in SEED12)
     )
 
 
@@ -126,11 +144,11 @@ def instrument_set_from_dict(data: dict[str, Any], origin: str) -> InstrumentSet
         items = []
         for entry in raw:
             unknown = set(entry) - {"name", "program", "bank", "pitch_range", "velocity_range",
-                                    "label"}
+                                    "label", "register"}
             if unknown:
                 raise KeyError(f"unknown instrument keys {sorted(unknown)}")
             kw = dict(entry)
-            for key in ("pitch_range", "velocity_range"):
+            for key in ("pitch_range", "velocity_range", "register"):
                 if key in kw:
                     kw[key] = tuple(int(v) for v in kw[key])
                     if len(kw[key]) != 2:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 TICKS_PER_BEAT = 960
 TEMPO_BPM = 120.0
 _SECONDS_PER_TICK = 60.0 / TEMPO_BPM / TICKS_PER_BEAT
+REGISTER_STREAM = 0x7E6  # random stream of register choices and pitches, apart from the score's
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class ScoreConfig:
     """Semitones added to every drawn pitch (after the draw, so notes, timing and labels are
     those of the unshifted score): -12 and 12 score a model an octave outside its training
     range. Pitches stay within MIDI's 0..127."""
+    register_share: float = 0.0
+    """Share of a clip's instruments whose notes are drawn from the instrument's
+    ``register`` instead of its ``pitch_range`` (0: the seed's protocol). Only pitches
+    move: instruments, timing, velocities and labels are those of share 0."""
 
     def validate(self, n_instruments: int) -> None:
         """Raise :class:`InstrlabError` for settings no score can satisfy."""
@@ -63,6 +68,8 @@ class ScoreConfig:
             raise InstrlabError(f"note_seconds must be 0 < low <= high, got {nlo}..{nhi}")
         if not -48 <= self.pitch_shift <= 48:
             raise InstrlabError(f"pitch_shift must be in -48..48 semitones, got {self.pitch_shift}")
+        if not 0.0 <= self.register_share <= 1.0:
+            raise InstrlabError(f"register_share must be in 0..1, got {self.register_share}")
         if not 0.5 <= self.clip_seconds <= 600:
             raise InstrlabError(f"clip_seconds must be in 0.5..600, got {self.clip_seconds}")
 
@@ -107,10 +114,12 @@ def generate_score(iset: InstrumentSet, cfg: ScoreConfig, master_seed: int, inde
 
     Notes that would start after the clip end are dropped and notes running past it are
     cut, but the first note of every instrument always starts inside the clip, so every
-    labelled instrument sounds.
+    labelled instrument sounds. Register choices and their pitches come from a stream of
+    their own, so ``register_share`` changes pitches only.
     """
     seed = sample_seed(master_seed, index)
     rng = np.random.default_rng(seed)
+    wide = np.random.default_rng(np.random.SeedSequence([seed, REGISTER_STREAM]))
     k = int(rng.integers(cfg.min_instruments, cfg.max_instruments + 1))
     chosen = tuple(sorted(int(i) for i in rng.choice(len(iset), size=k, replace=False)))
     # the last moment a first note may start and still sound for its minimum length
@@ -118,11 +127,14 @@ def generate_score(iset: InstrumentSet, cfg: ScoreConfig, master_seed: int, inde
     notes: list[Note] = []
     for inst in chosen:
         spec = iset.instruments[inst]
+        in_register = cfg.register_share > 0 and float(wide.random()) < cfg.register_share
         t = 0.0
         for j in range(cfg.notes_per_instrument):
             gap = float(rng.uniform(*cfg.gap_seconds))
             dur = float(rng.uniform(*cfg.note_seconds))
             pitch = int(rng.integers(spec.pitch_range[0], spec.pitch_range[1] + 1))
+            if in_register:
+                pitch = int(wide.integers(spec.wide_range[0], spec.wide_range[1] + 1))
             pitch = min(127, max(0, pitch + cfg.pitch_shift))
             vel = int(rng.integers(spec.velocity_range[0], spec.velocity_range[1] + 1))
             start = t + gap

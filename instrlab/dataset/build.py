@@ -20,18 +20,15 @@ that have one (the states a kill can leave: :mod:`instrlab.dataset.partial`).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import multiprocessing as mp
 import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from instrlab.dataset.config import (
     DatasetConfig,
@@ -51,12 +48,12 @@ from instrlab.dataset.partial import (
     open_partial,
     write_json,
 )
+from instrlab.dataset.stems import render_shifted, takes_generators, transposed
 from instrlab.dataset.store import split_indices
 from instrlab.errors import InstrlabError
 from instrlab.features import get_extractor
-from instrlab.features.base import fit_length
 from instrlab.instruments import InstrumentSet, get_instrument_set
-from instrlab.scores import Note, Score, generate_score, score_to_midi
+from instrlab.scores import Score, generate_score, score_to_midi
 from instrlab.synth import get_synth
 from instrlab.synth.augment import (
     AugmentConfig,
@@ -112,6 +109,7 @@ class SampleRenderer:
         self.extractor = get_extractor(cfg.features, sample_rate=cfg.sample_rate,
                                        clip_seconds=cfg.score.clip_seconds, **cfg.feature_params)
         self._train: frozenset[int] | None = None
+        self._test: frozenset[int] | None = None
         self._allowed = allowed_soundfonts(cfg, self.iset)
 
     @property
@@ -124,14 +122,26 @@ class SampleRenderer:
                               self.extractor.params(),
                               self.iset.to_dict())
 
+    def protocol(self, index: int) -> bool:
+        """Whether clip ``index`` keeps the seed's protocol (``DatasetConfig.test_protocol``)."""
+        if not self.cfg.test_protocol:
+            return False
+        if self._test is None:
+            test = split_indices(self.cfg.n_samples, self.cfg.seed)["test"]
+            self._test = frozenset(int(i) for i in test)
+        return index in self._test
+
     def score(self, index: int) -> Score:
-        return generate_score(self.iset, self.cfg.score, self.cfg.seed, index)
+        cfg = self.cfg.score
+        if cfg.register_share and self.protocol(index):
+            cfg = dataclasses.replace(cfg, register_share=0.0)
+        return generate_score(self.iset, cfg, self.cfg.seed, index)
 
     def soundfont_choice(self, score: Score) -> list[int]:
         """Which of the synths renders each instrument of ``score`` (its own random stream)."""
         k = len(self.synths)
-        if k == 1:
-            return [0] * len(score.instruments)
+        if k == 1 or self.protocol(score.index):  # the first soundfont each may use
+            return [self._allowed[i][0] if self._allowed else 0 for i in score.instruments]
         rng = np.random.default_rng(np.random.SeedSequence([score.seed, SOUNDFONT_STREAM]))
         if self.cfg.soundfont_per == "instrument" and self._allowed:
             return [self._allowed[i][int(rng.integers(0, len(self._allowed[i])))]
@@ -196,34 +206,6 @@ class SampleRenderer:
         }
         feats = self.extractor(audio).astype(np.float16)
         return SampleResult(index, feats, labels, record, audio if keep_audio else None)
-
-
-def takes_generators(synth: Any) -> bool:
-    """Whether a synth backend's ``render_stem`` accepts SoundFont generator offsets."""
-    return "generators" in inspect.signature(synth.render_stem).parameters
-
-
-def render_shifted(synth: Any, instrument: Any, notes: list[Note], seconds: float,
-                   semitones: int, sample_rate: int, **kwargs: Any) -> np.ndarray:
-    """A stem rendered ``semitones`` off pitch (times stretched to match) and resampled
-    back to the written pitch and length: see ``AugmentConfig.formant_shift``."""
-    if not semitones:
-        return synth.render_stem(instrument, notes, seconds, **kwargs)
-    ratio = Fraction(2 ** (semitones / 12)).limit_denominator(256)  # < 0.1 cent off
-    r = float(ratio)
-    # rendered r times higher and r times faster, then stretched r times: written pitch
-    moved = [dataclasses.replace(n, start=n.start / r, end=n.end / r) for n in
-             transposed(notes, semitones)]
-    raw = synth.render_stem(instrument, moved, seconds / r, **kwargs)
-    out = resample_poly(raw, ratio.numerator, ratio.denominator)
-    return fit_length(out.astype(np.float32), int(round(seconds * sample_rate)))
-
-
-def transposed(notes: list[Note], semitones: int) -> list[Note]:
-    """``notes`` moved by ``semitones``, kept inside MIDI's 0..127."""
-    if not semitones:
-        return notes
-    return [dataclasses.replace(n, pitch=min(127, max(0, n.pitch + semitones))) for n in notes]
 
 
 _worker: dict[str, SampleRenderer] = {}

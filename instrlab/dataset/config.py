@@ -79,6 +79,13 @@ class DatasetConfig:
     """Audio augmentation of the training clips (``AugmentConfig()`` is off): 80 % of them
     get per-instrument gain, EQ and tilt, picked by measurement (README, "Generalization");
     evaluation datasets are clean (:func:`instrlab.config.evaluation_data`)."""
+    test_protocol: bool = True
+    """Clips of the test split are the seed's protocol whatever the training clips are:
+    rendered with ``soundfont`` alone (an instrument that ``soundfont_exclude`` bars from
+    it: with the first soundfont it may use), notes in each instrument's
+    ``pitch_range`` (``score.register_share`` 0) and, through ``AugmentConfig.train_only``,
+    clean. So a model trained on several soundfonts and wide registers still reports its
+    test figure on the seed's protocol."""
 
     def __post_init__(self) -> None:
         for key in ("instruments", "features", "synth"):  # they name cache directories
@@ -171,6 +178,14 @@ def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
     if cfg.soundfont_exclude:  # by position in the soundfont list; absent when empty, so
         names = [cfg.soundfont, *cfg.extra_soundfonts]  # older datasets keep their names
         config["soundfont_exclude"] = sorted([i, names.index(s)] for i, s in cfg.soundfont_exclude)
+    # settings that change nothing are absent, so older datasets keep their names
+    if not cfg.score.register_share:
+        del config["score"]["register_share"]
+        instrument_set = {**instrument_set, "instruments": [
+            {k: v for k, v in inst.items() if k != "register"}
+            for inst in instrument_set["instruments"]]}
+        if not cfg.extra_soundfonts:
+            del config["test_protocol"]
     return {
         "config": config,
         "synth": synth_identity,
