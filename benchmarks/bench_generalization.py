@@ -46,7 +46,7 @@ def run_variant(name: str, extra: list[str], n_samples: int, n_eval: int,
     uri = f"sqlite:///{root / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "INSTRLAB_CACHE": str(root / "cache")}
     wall = instrlab(["main", "--n-samples", str(n_samples), "--no-progress",
-                     "--run-name", f"bench {name}", *extra], env)
+                     "--heldout-samples", "0", "--run-name", f"bench {name}", *extra], env)
     mlflow.set_tracking_uri(uri)
     run = mlflow.search_runs(experiment_names=["instrlab-seed12"], output_format="list",
                              filter_string=f"attributes.run_name = 'bench {name}'")[0]

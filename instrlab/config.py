@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import shlex
 import tomllib
 import types
@@ -33,19 +34,94 @@ from instrlab.synth.augment import AugmentConfig
 from instrlab.training.config import SpecAugmentConfig, TrainConfig
 
 
+def octave_label(octave: int) -> str:
+    """``octave_down``, ``octave_up``, ``octave_up2``, ...: a metric-key suffix."""
+    word = "down" if octave < 0 else "up"
+    return f"octave_{word}{abs(octave) if abs(octave) > 1 else ''}"
+
+
+def soundfont_stem(soundfont: str) -> str:
+    """The soundfont's file stem, safe in an MLflow metric key."""
+    return re.sub(r"[^\w.\- ]", "_", Path(soundfont).stem)
+
+
+def on_soundfont(data: DatasetConfig, soundfont: str | None) -> DatasetConfig:
+    """``data`` rendered with ``soundfont`` alone (none: the default soundfont)."""
+    return dataclasses.replace(data, soundfont=soundfont, extra_soundfonts=(),
+                               soundfont_per="sample", soundfont_exclude=())
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Held-out figures every ``main`` run logs beside its test split (clean clips, seed 1)."""
+
+    octaves: tuple[int, ...] = (-1, 1)
+    """The primary soundfont's protocol with every note moved by these octaves (48..60 and
+    72..84 for seed12's 60..72): pitch robustness."""
+    soundfonts: tuple[str, ...] = ()
+    """More soundfonts to score the protocol on, each alone (e.g. a family held out of
+    training such as "TimGM6mb.sf2"): one figure each."""
+    samples: int = 500
+    """Clips per figure; 0 switches the held-out figures off."""
+
+    def __post_init__(self) -> None:
+        if any(o == 0 or not -3 <= o <= 3 for o in self.octaves):
+            raise InstrlabError(f"eval.octaves (--heldout-octaves) must be non-zero whole "
+                                f"octaves in -3..3, got {list(self.octaves)}")
+        if not 0 <= self.samples <= 1_000_000:
+            raise InstrlabError(f"eval.samples (--heldout-samples) must be in 0..1000000 "
+                                f"(0: no held-out figures), got {self.samples}")
+        stems = [soundfont_stem(s) for s in self.soundfonts]
+        if len(set(stems)) != len(stems):
+            raise InstrlabError(f"eval.soundfonts (--heldout-soundfont) name a file stem twice "
+                                f"({', '.join(self.soundfonts)}); give each soundfont once")
+
+    @property
+    def active(self) -> bool:
+        """Whether a run logs any held-out figure."""
+        return bool(self.samples and (self.octaves or self.soundfonts))
+
+    def octave_data(self, data: DatasetConfig, octave: int) -> DatasetConfig:
+        """Evaluation clips of ``data``'s primary soundfont, every note moved by ``octave``."""
+        clean = on_soundfont(evaluation_data(data), data.soundfont)
+        score = dataclasses.replace(clean.score,
+                                    pitch_shift=clean.score.pitch_shift + 12 * octave)
+        return dataclasses.replace(clean, n_samples=self.samples, score=score)
+
+    def soundfont_data(self, data: DatasetConfig, soundfont: str) -> DatasetConfig:
+        """Evaluation clips of ``data``'s protocol rendered with ``soundfont`` alone."""
+        return dataclasses.replace(on_soundfont(evaluation_data(data), soundfont),
+                                   n_samples=self.samples)
+
+    def check(self, data: DatasetConfig, n_instruments: int) -> None:
+        """Raise :class:`InstrlabError` for a figure no run of ``data`` can render."""
+        from instrlab.synth.soundfonts import find_soundfont
+
+        if not self.active:
+            return
+        for octave in self.octaves:
+            self.octave_data(data, octave).score.validate(n_instruments)
+        for soundfont in self.soundfonts:
+            try:
+                find_soundfont(soundfont)
+            except InstrlabError as exc:
+                raise InstrlabError(f"--heldout-soundfont: {exc}") from None
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Dataset, model and training: everything one ``main`` run decides."""
+    """Dataset, model, training and held-out figures: everything one ``main`` run decides."""
 
     data: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def flat_params(self) -> dict[str, Any]:
-        """Flat ``data.*``, ``model.*``, ``train.*`` parameters for MLflow."""
+        """Flat ``data.*``, ``model.*``, ``train.*``, ``eval.*`` parameters for MLflow."""
         return flat_params("", self.to_dict())
 
 
@@ -81,8 +157,10 @@ def preset(name: str) -> ExperimentConfig:
 
 
 def evaluation_data(data: DatasetConfig) -> DatasetConfig:
-    """Evaluation clips: clean, and seed 1, so that no clip was heard in training (seed 0)."""
-    return dataclasses.replace(data, seed=1, augment=AugmentConfig())
+    """Evaluation clips: clean, notes in each instrument's protocol ``pitch_range``, and seed
+    1, so that no clip was heard in training (seed 0)."""
+    return dataclasses.replace(data, seed=1, augment=AugmentConfig(),
+                               score=dataclasses.replace(data.score, register_share=0.0))
 
 
 # ---------------------------------------------------------------- overrides
@@ -170,6 +248,8 @@ def _coerce(value: Any, hint: Any) -> Any:
         items = _loose(value)
         if isinstance(items, str):  # "1,2", "1 2" or "[a.sf2]" (a shell ate the quotes)
             text = items.strip().removeprefix("[").removesuffix("]")
+            if text.lower() == "none":  # as `show` writes an empty tuple
+                text = ""
             items = [s.strip("'\"") for s in text.replace(",", " ").split() if s]
         if not isinstance(items, (list, tuple)):
             items = [items]

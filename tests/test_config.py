@@ -7,6 +7,7 @@ loader (what ``mlflow run`` executes) and resolves it as the experiment script d
 from __future__ import annotations
 
 import dataclasses
+import re
 import shlex
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from mlflow.projects._project_spec import load_project
 
 from instrlab import config as cfgmod
 from instrlab.cli import build_parser, entry_point_argv, resolve_config
-from instrlab.config import ExperimentConfig, evaluation_data, preset
+from instrlab.config import EvalConfig, ExperimentConfig, evaluation_data, preset
 from instrlab.dataset.config import DatasetConfig
 from instrlab.errors import InstrlabError
 from instrlab.synth.augment import AugmentConfig
@@ -122,6 +123,29 @@ def test_options_set_and_config_files_resolve_in_one_order(tmp_path: Path) -> No
     assert cfg.data.augment == AugmentConfig(gain_db=2)
 
 
+def test_held_out_figures_are_set_like_every_other_setting(tmp_path: Path) -> None:
+    assert ExperimentConfig().eval == EvalConfig() == EvalConfig((-1, 1), (), 500)
+    assert preset("plain").eval == preset("seed").eval == EvalConfig()  # they only add figures
+    flat = ExperimentConfig().flat_params()
+    assert (flat["eval.octaves"], flat["eval.soundfonts"], flat["eval.samples"]) == (
+        (-1, 1), (), 500)
+    want = EvalConfig((-1, 2), ("TimGM6mb.sf2", "sf_GMbank.sf2"), 8)
+    for command in ("main", "train"):
+        assert resolve_config([command, "--heldout-octaves", "-1", "2", "--heldout-soundfont",
+                               "TimGM6mb.sf2", "--heldout-soundfont", "sf_GMbank.sf2",
+                               "--heldout-samples", "8"]).eval == want
+        assert mlflow_run_config(command, {"heldout_octaves": "-1 2", "heldout_samples": "8",
+                                           "heldout_soundfonts": "TimGM6mb.sf2 sf_GMbank.sf2",
+                                           }).eval == want
+    assert mlflow_run_config("main", {"heldout_octaves": "1"}).eval.octaves == (1,)
+    assert mlflow_run_config("main", {"heldout_octaves": "none"}).eval.octaves == ()
+    assert resolve_config(["main", "--set", "eval.samples=0"]).eval.samples == 0
+    toml = tmp_path / "exp.toml"
+    toml.write_text('[eval]\noctaves = [-2]\nsoundfonts = ["TimGM6mb.sf2"]\nsamples = 3\n')
+    assert resolve_config(["main", "--config", str(toml)]).eval == EvalConfig(
+        (-2,), ("TimGM6mb.sf2",), 3)
+
+
 def test_evaluation_data_is_clean_and_seeded_apart_from_training() -> None:
     cfg = resolve_config(["evaluate", "RUN"])
     assert cfg.data == evaluation_data(DatasetConfig())
@@ -139,10 +163,12 @@ def test_evaluation_data_is_clean_and_seeded_apart_from_training() -> None:
     ({"train.tune_thresholds": "maybe"}, "expected true or false"),
     ({"model.params.width.x": "1"}, "'width' holds plain values"),
     ({"data.n_samples": "2.5"}, "is not a valid int"),
+    ({"eval.octaves": "0"}, "eval.octaves (--heldout-octaves) must be non-zero whole octaves"),
+    ({"eval.octaves": "-1,4"}, "must be non-zero whole octaves in -3..3, got [-1, 4]"),
+    ({"eval.samples": "-1"}, "eval.samples (--heldout-samples) must be in 0..1000000"),
 ])
 def test_bad_settings_are_one_line_errors(changes: dict[str, str], message: str) -> None:
-    with pytest.raises(InstrlabError, match=message.replace("(", r"\(").replace("?", r"\?")) \
-            as info:
+    with pytest.raises(InstrlabError, match=re.escape(message)) as info:
         cfgmod.override(ExperimentConfig(), changes)
     assert "\n" not in str(info.value)
 

@@ -58,7 +58,7 @@ def test_each_augmentation_changes_the_audio_but_not_the_labels() -> None:
 
 
 def test_formant_shift_keeps_the_written_pitch_and_timing() -> None:
-    from instrlab.dataset.build import render_shifted
+    from instrlab.dataset.stems import render_shifted
     from instrlab.instruments import seed12
     from instrlab.scores import Note
     from instrlab.synth import get_synth
@@ -170,7 +170,8 @@ def test_cross_source_evaluation_links_runs(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     assert main(["train", "--n-samples", "48", "--epochs", "1", "--batch-size", "16",
-                 "--workers", "1", "--no-progress", "--run-name", "trained"]) == 0
+                 "--workers", "1", "--no-progress", "--heldout-samples", "0",
+                 "--run-name", "trained"]) == 0
     trained = mlflow.search_runs(experiment_names=["instrlab-seed12"], output_format="list",
                                  filter_string="attributes.run_name = 'trained'")[0]
     rid = trained.info.run_id

@@ -34,7 +34,7 @@ from instrlab.predict import (
 )
 
 TINY = ["--n-samples", "32", "--epochs", "1", "--batch-size", "16", "--workers", "1",
-        "--no-progress"]
+        "--no-progress", "--heldout-samples", "0"]
 
 
 class Touch:

@@ -17,7 +17,7 @@ from instrlab.instruments import seed12
 
 NAMES = seed12().names
 TINY = ["--n-samples", "64", "--epochs", "2", "--batch-size", "16", "--workers", "1",
-        "--no-progress"]
+        "--no-progress", "--heldout-samples", "0"]  # held-out figures: tests/test_heldout.py
 
 
 @pytest.fixture(scope="module")

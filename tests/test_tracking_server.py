@@ -111,8 +111,8 @@ def server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def tracked(server: dict) -> Iterator[dict]:
     """`instrlab main`, then a 2-trial `instrlab tune` beside `instrlab predict` of its model."""
     root, env = server["root"], server["env"]
-    main = subprocess.run(instrlab("main", *TINY, "--run-name", "main"), cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
+    main = subprocess.run(instrlab("main", *TINY, "--heldout-samples", "0", "--run-name", "main"),
+                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert main.returncode == 0, main.stderr[-3000:]
     run_id = next(line.split()[1].rstrip(":") for line in main.stdout.splitlines()
                   if line.startswith("run "))

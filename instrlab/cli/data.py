@@ -9,6 +9,7 @@ from typing import Any
 from instrlab.cli.options import (
     add_config_options,
     add_dataset_options,
+    add_heldout_options,
     add_train_options,
     config_from_args,
     config_paths,
@@ -95,5 +96,6 @@ def add_parsers(sub: Any) -> None:
                                    "`path = value`: the paths --set and config files take.")
     add_dataset_options(p, base)
     add_train_options(p, base)
+    add_heldout_options(p, base)
     add_config_options(p)
     p.set_defaults(handler=cmd_config, resolve=config_from_args)

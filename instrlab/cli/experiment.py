@@ -12,11 +12,12 @@ from instrlab.cli.data import add_workers_option
 from instrlab.cli.options import (
     add_config_options,
     add_dataset_options,
+    add_heldout_options,
     add_train_options,
     config_from_args,
 )
 from instrlab.cli.predict import MODEL_HELP, add_trust_option, load_model_arg
-from instrlab.config import ExperimentConfig, evaluation_data
+from instrlab.config import ExperimentConfig, evaluation_data, on_soundfont
 
 
 def add_tracking_options(p: argparse.ArgumentParser) -> None:
@@ -57,11 +58,13 @@ def add_experiment_options(p: argparse.ArgumentParser) -> None:
     add_tracking_options(p)
 
 
-def check_experiment(cfg: ExperimentConfig, register_as: str | None = None) -> None:
+def check_experiment(cfg: ExperimentConfig, register_as: str | None = None,
+                     held_out: bool = False) -> None:
     """One-line errors for what no run of ``cfg`` can do, before any work.
 
     The model is built once on the features' shape (known without rendering), and
-    ``register_as`` is checked with MLflow's own rule for registered-model names.
+    ``register_as`` is checked with MLflow's own rule for registered-model names;
+    ``held_out``: the held-out figures of ``cfg.eval`` are checked too.
     """
     from instrlab.errors import InstrlabError, first_line
     from instrlab.features import get_extractor
@@ -72,6 +75,8 @@ def check_experiment(cfg: ExperimentConfig, register_as: str | None = None) -> N
     models.get(cfg.model.name)
     n_classes = len(get_instrument_set(cfg.data.instruments))
     cfg.train.check_classes(n_classes)
+    if held_out:
+        cfg.eval.check(cfg.data, n_classes)
     if register_as is not None:
         from mlflow.exceptions import MlflowException
         from mlflow.utils.validation import _validate_model_name
@@ -92,12 +97,15 @@ def check_experiment(cfg: ExperimentConfig, register_as: str | None = None) -> N
 
 
 def run_experiment(args: argparse.Namespace, track_generate: bool) -> int:
-    """Dataset, then training and evaluation in one MLflow run."""
+    """Dataset, then training, evaluation and held-out figures in one MLflow run."""
     cfg = config_from_args(args)
     data, model, train = cfg.data, cfg.model, cfg.train
-    check_experiment(cfg, register_as=args.register_model)  # before mlflow's import: fast
+    check_experiment(cfg, register_as=args.register_model, held_out=True)  # fast: no mlflow
+    import mlflow
 
     from instrlab.console import console
+    from instrlab.heldout import evaluate_held_out, summary
+    from instrlab.params import flat_params
     from instrlab.pipeline import prepare_dataset, train_and_evaluate
     from instrlab.tracking.runs import check_tracking, start_run, ui_link, use_experiment
 
@@ -106,11 +114,18 @@ def run_experiment(args: argparse.Namespace, track_generate: bool) -> int:
     name = args.run_name or (f"{model.name} {data.features} n={data.n_samples} "
                              f"ep={train.epochs} bs={train.batch_size} lr={train.lr:g}")
     with start_run(run_name=name) as run:
+        mlflow.log_params(flat_params("eval", dataclasses.asdict(cfg.eval)))
         ds = prepare_dataset(data, workers=args.workers, progress=not args.no_progress,
                              nested_run=track_generate)
         metrics = train_and_evaluate(ds, model, train, register_as=args.register_model,
                                      progress=not args.no_progress)
+        held_out: dict[str, float] = {}
+        if cfg.eval.active:
+            held_out = evaluate_held_out(f"runs:/{run.info.run_id}/model", data, cfg.eval,
+                                         workers=args.workers, progress=not args.no_progress)
         print(f"run {run.info.run_id}: test_macro_f1 {metrics['test_macro_f1']:.4f}")
+        if held_out:
+            print(summary(held_out))
     link = ui_link(run.info.experiment_id, run.info.run_id)
     if link:
         console.print(f"MLflow UI (model training view): {link}", highlight=False,
@@ -139,7 +154,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     use_experiment(data.instruments)
 
     def one(soundfont: str | None, nested: bool) -> dict[str, float]:
-        cfg = dataclasses.replace(data, soundfont=soundfont)
+        cfg = on_soundfont(data, soundfont) if args.eval_soundfont else data
         label = Path(soundfont).name if soundfont else "default soundfont"
         with start_run(run_name=f"evaluate {args.model_uri[:12]} on {label}", nested=nested):
             metrics = evaluate_logged_model(args.model_uri, cfg, workers=args.workers,
@@ -160,14 +175,17 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("main", help="the whole pipeline: dataset -> train -> evaluate, in MLflow",
                        description="Build or reuse the dataset (tracked as a nested generate "
                                    "run, reused when one exists), train on 70 %%, select on "
-                                   "10 %%, test once on 20 %%, log everything to MLflow.")
+                                   "10 %%, test once on 20 %%, score the held-out figures, "
+                                   "log everything to MLflow.")
     add_experiment_options(p)
+    add_heldout_options(p, ExperimentConfig())
     p.set_defaults(handler=lambda a: run_experiment(a, track_generate=True),
                    resolve=config_from_args)
 
     p = sub.add_parser("train", help="train and test a model on a dataset, in one MLflow run",
                        description="Like main, without a separate generate run.")
     add_experiment_options(p)
+    add_heldout_options(p, ExperimentConfig())
     p.set_defaults(handler=lambda a: run_experiment(a, track_generate=False),
                    resolve=config_from_args)
 

@@ -24,7 +24,8 @@ DEST = "config:"  # argparse dest prefix of options that set a config path
 
 @dataclass(frozen=True)
 class Opt:
-    """One option: ``flag`` sets ``path``; ``const`` makes it a switch that sets that value."""
+    """One option: ``flag`` sets ``path``; ``const`` makes it a switch that sets that value;
+    ``words``: its values may also come as one string of words (an MLproject parameter)."""
 
     flag: str
     path: str
@@ -32,8 +33,9 @@ class Opt:
     metavar: str | None = None
     choices: Sequence[str] | None = None
     const: Any = None
-    nargs: int | None = None
+    nargs: int | str | None = None
     append: bool = False
+    words: bool = False
 
 
 DATASET = (
@@ -136,6 +138,16 @@ SPEC_AUGMENT = (
         "clip of the batch, labels united", "P"),
 )
 
+HELDOUT = (
+    Opt("--heldout-octaves", "eval.octaves", "also score clips of the primary soundfont with "
+        "every note moved by N octaves (none: no such figure)", "N", nargs="+", words=True),
+    Opt("--heldout-soundfont", "eval.soundfonts", "also score clips rendered with this "
+        "soundfont alone, e.g. a family held out of training (repeatable)", "SOUNDFONT",
+        append=True, words=True),
+    Opt("--heldout-samples", "eval.samples", "clean clips (seed 1) per held-out figure; 0 "
+        "turns the held-out figures off", "N"),
+)
+
 
 # ---------------------------------------------------------------- building the parser
 
@@ -226,17 +238,25 @@ def add_train_options(p: argparse.ArgumentParser, base: ExperimentConfig) -> Non
         "off)"), SPEC_AUGMENT, base)
 
 
+def add_heldout_options(p: argparse.ArgumentParser, base: ExperimentConfig) -> None:
+    add_options(p.add_argument_group(
+        "held-out figures, logged as the run's heldout_* metrics (clean clips, seed 1)"),
+        HELDOUT, base)
+
+
 # ---------------------------------------------------------------- reading the options
 
 
 def given(args: argparse.Namespace) -> dict[str, Any]:
     """The config paths the options set, in the order of the option tables."""
     out: dict[str, Any] = {}
-    for o in (*DATASET, *AUGMENT, *MODEL, *TRAINING, *SPEC_AUGMENT):
+    for o in (*DATASET, *AUGMENT, *MODEL, *TRAINING, *SPEC_AUGMENT, *HELDOUT):
         if not hasattr(args, DEST + o.path):
             continue
         value = getattr(args, DEST + o.path)
-        if o.path == "model.params":
+        if o.words:  # "-1 1" as one argument or two: config.coerce splits the words
+            out[o.path] = " ".join(value)
+        elif o.path == "model.params":
             for key, val in cfgmod.parse_assignments(value).items():
                 out[f"model.params.{key}"] = val
         else:

@@ -11,7 +11,7 @@ from typing import Any
 
 import mlflow
 
-from instrlab.config import ExperimentConfig, evaluation_data
+from instrlab.config import ExperimentConfig, evaluation_data, octave_label, on_soundfont
 from instrlab.console import console
 from instrlab.errors import InstrlabError
 from instrlab.folds.config import FoldsConfig
@@ -78,16 +78,9 @@ def held_out_data(cfg: ExperimentConfig, soundfont: str, n_samples: int, octave:
                   ) -> Any:
     """Clean evaluation clips (seed 1) of the protocol rendered with one soundfont, every
     note moved by ``octave`` octaves (the same scores and labels)."""
-    data = evaluation_data(cfg.data)
-    return dataclasses.replace(data, soundfont=soundfont, n_samples=n_samples,
-                               extra_soundfonts=(), soundfont_per="sample", soundfont_exclude=(),
+    data = on_soundfont(evaluation_data(cfg.data), soundfont)
+    return dataclasses.replace(data, n_samples=n_samples,
                                score=dataclasses.replace(data.score, pitch_shift=12 * octave))
-
-
-def octave_label(octave: int) -> str:
-    """``octave_down``, ``octave_up``, ``octave_up2``, ...: a metric-key suffix."""
-    word = "down" if octave < 0 else "up"
-    return f"octave_{word}{abs(octave) if abs(octave) > 1 else ''}"
 
 
 def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, workers: int,
