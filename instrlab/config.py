@@ -129,8 +129,11 @@ class ExperimentConfig:
 
 
 def _plain() -> dict[str, Any]:
-    """The seed's protocol with instrlab's model and schedule: no robustness options."""
-    return {"data.augment": AugmentConfig(), "train.spec_augment": SpecAugmentConfig(),
+    """The seed's protocol with instrlab's model and schedule: FluidR3 alone, pitches
+    60..72, no robustness options."""
+    return {"data.extra_soundfonts": (), "data.soundfont_per": "sample",
+            "data.score.register_share": 0.0,
+            "data.augment": AugmentConfig(), "train.spec_augment": SpecAugmentConfig(),
             "train.epochs": 20, "train.tune_thresholds": False, "train.min_labels": 0}
 
 

@@ -19,6 +19,7 @@ import pytest
 from instrlab import plugins, registry
 from instrlab.dataset import DatasetConfig, generate_dataset, open_dataset
 from instrlab.dataset.store import SynthDataset
+from instrlab.scores import ScoreConfig
 from instrlab.synth.augment import AugmentConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +30,11 @@ TINY_KEEP_AUDIO = 2
 
 
 def tiny_config(**overrides: object) -> DatasetConfig:
-    """The small seed12/logmel config the dataset tests share (2 chunks of 32 samples);
-    clean clips (``AugmentConfig()``), as the seed rendered them."""
-    kw: dict[str, object] = {"n_samples": TINY_N, "seed": 7, "augment": AugmentConfig()}
+    """The small seed12/logmel config the dataset tests share (2 chunks of 32 samples):
+    the seed's protocol (FluidR3 alone, pitches 60..72, clean clips)."""
+    kw: dict[str, object] = {"n_samples": TINY_N, "seed": 7, "augment": AugmentConfig(),
+                             "extra_soundfonts": (), "soundfont_per": "sample",
+                             "score": ScoreConfig()}
     kw.update(overrides)
     return DatasetConfig(**kw)  # type: ignore[arg-type]
 

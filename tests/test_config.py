@@ -21,6 +21,7 @@ from instrlab.cli import build_parser, entry_point_argv, resolve_config
 from instrlab.config import EvalConfig, ExperimentConfig, evaluation_data, preset
 from instrlab.dataset.config import DatasetConfig
 from instrlab.errors import InstrlabError
+from instrlab.scores import ScoreConfig
 from instrlab.synth.augment import AugmentConfig
 from instrlab.training.config import SpecAugmentConfig, TrainConfig
 
@@ -86,6 +87,9 @@ def test_presets_are_named_changes_of_the_defaults() -> None:
     assert (plain.train.epochs, plain.train.tune_thresholds, plain.train.min_labels) == (
         20, False, 0)
     assert plain.model == ExperimentConfig().model  # everything else stays
+    for protocol in (plain.data, seed.data):  # the seed's: FluidR3 alone, pitches 60..72
+        assert (protocol.soundfont, protocol.extra_soundfonts, protocol.score) == (
+            None, (), ScoreConfig())
     assert (seed.data.features, seed.model.name, seed.train.scheduler) == (
         "seed_image", "seed_cnn", "none")
     assert resolve_config(["main", "--preset", "seed"]) == seed
@@ -93,6 +97,17 @@ def test_presets_are_named_changes_of_the_defaults() -> None:
     assert mlflow_run_config("main", {"preset": "plain"}) == plain
     with pytest.raises(InstrlabError, match="unknown preset 'fast'; use one of default"):
         preset("fast")
+
+
+def test_the_default_trains_on_every_family_and_tests_on_the_seeds_protocol() -> None:
+    data = ExperimentConfig().data
+    assert data.extra_soundfonts == ("MuseScore_General.sf3", "TimGM6mb.sf2", "sf_GMbank.sf2")
+    assert data.soundfont_per == "instrument" and data.test_protocol
+    assert data.score.register_share > 0
+    none = resolve_config(["main", "--extra-soundfont", "none"]).data
+    assert none.extra_soundfonts == ()
+    one = resolve_config(["main", "--extra-soundfont", "TimGM6mb.sf2"]).data
+    assert one.extra_soundfonts == ("TimGM6mb.sf2",)
 
 
 def test_options_set_and_config_files_resolve_in_one_order(tmp_path: Path) -> None:

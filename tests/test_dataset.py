@@ -15,6 +15,7 @@ import mido
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import tiny_config
 
 from instrlab.dataset import DatasetConfig, build, generate_dataset, open_dataset, split_indices
 from instrlab.dataset.build import SampleRenderer
@@ -24,7 +25,6 @@ from instrlab.dataset.store import FeatureDataset, SynthDataset
 from instrlab.errors import InstrlabError
 from instrlab.reports import stats_table
 from instrlab.scores import ScoreConfig
-from instrlab.synth.augment import AugmentConfig
 
 N = 64  # conftest.TINY_N
 
@@ -62,7 +62,7 @@ def test_finished_dataset_layout(tiny_dataset: SynthDataset) -> None:
     assert len(synths[0]["soundfont_sha256"]) == 64
     assert ident["generator_version"]
     assert ident["features"]["name"] == "logmel"
-    assert tiny_dataset.config == DatasetConfig(n_samples=N, seed=7, augment=AugmentConfig())
+    assert tiny_dataset.config == tiny_config()
 
 
 def test_manifest_matches_labels_and_keeps_stem_levels(tiny_dataset: SynthDataset) -> None:
@@ -200,11 +200,11 @@ def test_bad_build_arguments_write_nothing(tmp_path: Path) -> None:
 
 
 BUILD_SCRIPT = """
+import json
 import sys
 from pathlib import Path
 from instrlab.dataset import DatasetConfig, generate_dataset
-from instrlab.synth.augment import AugmentConfig
-generate_dataset(DatasetConfig(n_samples={n}, seed=7, augment=AugmentConfig()),
+generate_dataset(DatasetConfig.from_dict(json.loads(sys.argv[2])),
                  out=Path(sys.argv[1]), workers=1,
                  keep_audio=2, progress=False)
 """
@@ -215,7 +215,9 @@ def test_resume_after_a_killed_build(tiny_dataset: SynthDataset, tmp_path: Path)
     (the finished chunk is not recomputed) and gives the bytes of an uninterrupted build."""
     out = tmp_path / "ds"
     partial = tmp_path / "ds.partial"
-    proc = subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT.format(n=N), str(out)],
+    cfg = tiny_config()  # the config of tiny_dataset, whose bytes the resumed build must give
+    proc = subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT, str(out),
+                             json.dumps(cfg.to_dict())],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
@@ -245,8 +247,7 @@ def test_resume_after_a_killed_build(tiny_dataset: SynthDataset, tmp_path: Path)
     feats.flush()
     del feats
 
-    path = generate_dataset(DatasetConfig(n_samples=N, seed=7, augment=AugmentConfig()), out=out,
-                            workers=1, keep_audio=2, progress=False)
+    path = generate_dataset(cfg, out=out, workers=1, keep_audio=2, progress=False)
     assert path == out and not partial.exists()
     ds = open_dataset(out)
     feats = np.load(out / "features.npy", mmap_mode="r+")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from instrlab.cli import resolve_config
 from instrlab.dataset import DatasetConfig, generate_dataset, open_dataset
 from instrlab.dataset.build import SampleRenderer, dataset_name
 from instrlab.dataset.config import identity_digest
@@ -31,14 +32,20 @@ from instrlab.errors import InstrlabError
 N = 40
 FILES = ("COMPLETE", "config.json", "features.npy", "labels.npy", "manifest.jsonl",
          "stats.json")
+# The seed's protocol, as tiny_config states it (the defaults train on more soundfonts and
+# wider registers); the `config` fixture checks that this resolves to it.
 GENERATE = [sys.executable, "-m", "instrlab.cli", "generate", "--n-samples", str(N), "--seed",
-            "7", "--no-augment", "--workers", "1", "--quiet"]
+            "7", "--no-augment", "--extra-soundfont", "none", "--soundfont-per", "sample",
+            "--set", "data.score.register_share=0", "--workers", "1", "--quiet"]
 MARK = 12.5  # written into row 0 of a partial: still there after a rerun = chunk 0 was kept
 
 
 @pytest.fixture(scope="module")
 def config(make_config: Callable[..., DatasetConfig]) -> DatasetConfig:
-    return make_config(n_samples=N)
+    """The tiny config; the ``instrlab generate`` processes here build the same dataset."""
+    cfg = make_config(n_samples=N)
+    assert resolve_config(GENERATE[3:]).data == cfg, "GENERATE builds another dataset"
+    return cfg
 
 
 @pytest.fixture(scope="module")

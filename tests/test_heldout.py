@@ -35,17 +35,20 @@ def test_on_soundfont_renders_with_that_soundfont_alone() -> None:
 
 def test_held_out_figures_are_clean_seed_1_clips_of_the_protocol() -> None:
     data = DatasetConfig(soundfont="FluidR3_GM.sf2", extra_soundfonts=("TimGM6mb.sf2",))
+    assert data.score.register_share > 0  # training draws wider registers; held out does not
+    protocol = dataclasses.replace(data.score, register_share=0.0)
     cfg = EvalConfig(samples=16, soundfonts=("sf_GMbank.sf2",))
     down = cfg.octave_data(data, -1)
     assert down == dataclasses.replace(
         on_soundfont(evaluation_data(data), "FluidR3_GM.sf2"), n_samples=16,
-        score=dataclasses.replace(data.score, pitch_shift=-12))
-    assert (down.seed, down.augment.active, down.extra_soundfonts) == (1, False, ())
+        score=dataclasses.replace(protocol, pitch_shift=-12))
+    assert (down.seed, down.augment.active, down.extra_soundfonts, down.soundfont_per,
+            down.score.register_share) == (1, False, (), "sample", 0.0)
     assert cfg.octave_data(data, 2).score.pitch_shift == 24
     other = cfg.soundfont_data(data, "sf_GMbank.sf2")
     assert (other.soundfont, other.extra_soundfonts, other.n_samples, other.seed) == (
         "sf_GMbank.sf2", (), 16, 1)
-    assert other.score == data.score
+    assert other.score == protocol and not other.augment.active
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,8 @@ DATASET = (
     Opt("--reverb", "data.reverb", "render with FluidSynth's reverb (slower)", const=True),
     Opt("--chorus", "data.chorus", "render with FluidSynth's chorus (slower)", const=True),
     Opt("--extra-soundfont", "data.extra_soundfonts", "render with this soundfont too "
-        "(repeatable); see --soundfont-per", "SOUNDFONT", append=True),
+        "(repeatable; replaces the default list; none: --soundfont alone); see "
+        "--soundfont-per", "SOUNDFONT", append=True),
     Opt("--soundfont-per", "data.soundfont_per", "with extra soundfonts: each clip draws one "
         "soundfont, or each instrument its own", choices=("sample", "instrument")),
 )
@@ -259,6 +260,8 @@ def given(args: argparse.Namespace) -> dict[str, Any]:
         elif o.path == "model.params":
             for key, val in cfgmod.parse_assignments(value).items():
                 out[f"model.params.{key}"] = val
+        elif o.append and [str(v).lower() for v in value] == ["none"]:
+            out[o.path] = ()  # a repeatable option given once as none: an empty list
         else:
             out[o.path] = value
     return out

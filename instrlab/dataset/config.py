@@ -21,6 +21,7 @@ from instrlab.synth.mixing import MixConfig
 CACHE_VARIABLE = "INSTRLAB_CACHE"
 MAX_SAMPLES = 10_000_000
 MAX_COMPONENT_BYTES = 255
+DEFAULT_FAMILIES = ("MuseScore_General.sf3", "TimGM6mb.sf2", "sf_GMbank.sf2")
 
 
 def safe_component(name: str) -> str:
@@ -52,7 +53,10 @@ class DatasetConfig:
     """Everything that decides a dataset's content. Logged to MLflow as it is.
 
     ``DatasetConfig()`` is the training data of ``instrlab main``: the seed's protocol
-    (8000 clips of seed12, FluidR3_GM, logmel) with the robust audio augmentation.
+    (8000 clips of seed12, logmel) with every installed sample family: each instrument of a
+    clip is rendered with one of four soundfonts, notes of half of them drawn from the
+    instrument's register, and the robust audio augmentation. The test split stays the
+    seed's FluidR3 protocol (``test_protocol``).
     """
 
     n_samples: int = 8000
@@ -64,12 +68,16 @@ class DatasetConfig:
     sample_rate: int = 44100
     reverb: bool = False
     chorus: bool = False
-    score: ScoreConfig = field(default_factory=ScoreConfig)
+    score: ScoreConfig = field(default_factory=lambda: ScoreConfig(register_share=0.5))
+    """The seed's score distributions, with half of a clip's instruments playing anywhere in
+    their register (picked by measurement, README "Generalization")."""
     mix: MixConfig = field(default_factory=MixConfig)
     feature_params: dict[str, Any] = field(default_factory=dict)
-    extra_soundfonts: tuple[str, ...] = ()
-    """More soundfonts to draw from (with ``soundfont``), per sample or per instrument."""
-    soundfont_per: str = "sample"
+    extra_soundfonts: tuple[str, ...] = DEFAULT_FAMILIES
+    """More soundfonts to draw from (with ``soundfont``), per sample or per instrument. The
+    default: every sample family that ``scripts/setup.sh`` installs besides FluidR3 (Debian
+    musescore-general-soundfont-small, timgm6mb-soundfont, csound-soundfont)."""
+    soundfont_per: str = "instrument"
     soundfont_exclude: tuple[tuple[str, str], ...] = ()
     """(instrument, soundfont) pairs never rendered, with ``soundfont_per`` "instrument":
     presets that share a held-out family's recordings (:mod:`instrlab.folds`). Soundfonts
