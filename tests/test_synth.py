@@ -181,6 +181,22 @@ def test_missing_soundfont_says_how_to_install_one(name: str) -> None:
     assert "--soundfont" in msg and "\n" not in msg
 
 
+@pytest.mark.parametrize("name,package", [("TimGM6mb.sf2", "timgm6mb-soundfont"),
+                                          ("sf_GMbank.sf2", "csound-soundfont")])
+def test_a_missing_default_family_names_its_debian_package(
+        name: str, package: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default training data needs four soundfonts: a machine without one is told
+    which package brings it (here the search finds none: an empty directory)."""
+    import instrlab.synth.soundfonts as soundfonts
+
+    monkeypatch.setattr(soundfonts, "_candidate_dirs", lambda: [tmp_path])
+    with pytest.raises(InstrlabError) as info:
+        find_soundfont(name)
+    msg = str(info.value)
+    assert f"apt-get install {package}" in msg and "scripts/setup.sh" in msg
+    assert "\n" not in msg
+
+
 def test_soundfont_that_is_a_directory(tmp_path: Path) -> None:
     with pytest.raises(InstrlabError, match="is not a file"):
         FluidSynthBackend(str(tmp_path))

@@ -17,6 +17,12 @@ INSTALL_HINT = (
     "fluid-soundfont-gm; Arch: pacman -S soundfont-fluid; conda: conda install -c conda-forge "
     f"fluidsynth) or point --soundfont / {ENV_VARIABLE} at a .sf2/.sf3 file"
 )
+DEBIAN_PACKAGES = {  # the sample families of the default training data
+    "FluidR3_GM.sf2": "fluid-soundfont-gm",
+    "MuseScore_General.sf3": "musescore-general-soundfont-small",
+    "TimGM6mb.sf2": "timgm6mb-soundfont",
+    "sf_GMbank.sf2": "csound-soundfont",
+}
 SEARCH_DIRS = (
     "/usr/share/sounds/sf2",
     "/usr/share/sounds/sf3",
@@ -51,6 +57,10 @@ def find_soundfont(name: str | None = None) -> Path:
             candidate = d / path.name
             if candidate.is_file():
                 return candidate.resolve()
+    if path.name in DEBIAN_PACKAGES:
+        raise InstrlabError(
+            f"soundfont {name!r} not found; run scripts/setup.sh or apt-get install "
+            f"{DEBIAN_PACKAGES[path.name]} (or drop it: --extra-soundfont none / --soundfont)")
     raise InstrlabError(f"soundfont {name!r} not found; {INSTALL_HINT}")
 
 
