@@ -65,3 +65,23 @@ def test_models_are_registered() -> None:
 def test_unknown_model_name_suggests_the_closest() -> None:
     with pytest.raises(UnknownNameError, match="Did you mean 'seed_cnn'"):
         models.get("seed_cn")
+
+
+def test_mel_cnn_frequency_front_end() -> None:
+    """``freq_channels``: filters shared over frequency, max-pooled over bands of bins."""
+    model = mel_cnn((128, 431), 12, freq_channels=8, freq_pool=8).eval()
+    assert model.front.__class__.__name__ == "FreqFrontEnd"
+    x = torch.randn(3, 128, 431) * 10 - 40
+    with torch.no_grad():
+        assert model.front(model.norm(x)).shape == (3, 8 * 16, 431 // 4)
+        out = model(x)
+        torch.testing.assert_close(out, model(x + 5.0), rtol=1e-4, atol=1e-4)  # gain
+    assert out.shape == (3, 12)
+    with torch.no_grad():  # a spectrum moved by one bin inside the pooled bands: close
+        moved = torch.roll(x, 1, dims=1)
+        front, front_moved = model.front(model.norm(x)), model.front(model.norm(moved))
+        other = model.front(model.norm(torch.randn_like(x) * 10 - 40))
+    assert (front - front_moved).abs().mean() < (front - other).abs().mean()
+    for bad in ({"freq_channels": -1}, {"freq_pool": 0}, {"freq_pool": 500}):
+        with pytest.raises(InstrlabError, match="freq_channels >= 0 and freq_pool"):
+            mel_cnn((128, 431), 12, **bad)
