@@ -82,6 +82,9 @@ def test_mel_cnn_frequency_front_end() -> None:
         front, front_moved = model.front(model.norm(x)), model.front(model.norm(moved))
         other = model.front(model.norm(torch.randn_like(x) * 10 - 40))
     assert (front - front_moved).abs().mean() < (front - other).abs().mean()
-    for bad in ({"freq_channels": -1}, {"freq_pool": 0}, {"freq_pool": 500}):
-        with pytest.raises(InstrlabError, match="freq_channels >= 0 and freq_pool"):
+    strided = mel_cnn((128, 431), 12, freq_channels=8, freq_stride=4)
+    assert strided.front(strided.norm(x)).shape == (3, 8 * 16, 431 // 4)
+    for bad in ({"freq_channels": -1}, {"freq_pool": 0}, {"freq_pool": 500},
+                {"freq_stride": 3}, {"freq_stride": 0}):
+        with pytest.raises(InstrlabError, match="freq_channels >= 0, freq_pool"):
             mel_cnn((128, 431), 12, **bad)

@@ -41,18 +41,20 @@ class ClipNorm(nn.Module):
 
 
 class FreqFrontEnd(nn.Module):
-    """Frames averaged in groups of ``stride``, then filters shared across frequency and
-    max-pooled over bands of ``pool`` bins: the same spectral shape a few bins higher or
-    lower (another recording, another pitch) gives the same channels.
-    (B, F, T) -> (B, channels * (F // pool), T // stride)."""
+    """Frames averaged in groups of ``stride``, then filters shared across frequency (every
+    ``freq_stride`` bins) and max-pooled over bands of ``pool`` bins: the same spectral
+    shape a few bins higher or lower (another recording, another pitch) gives the same
+    channels. (B, F, T) -> (B, channels * (F // pool), T // stride)."""
 
-    def __init__(self, channels: int, pool: int, stride: int, kernel: int = 9) -> None:
+    def __init__(self, channels: int, pool: int, stride: int, freq_stride: int = 1,
+                 kernel: int = 9) -> None:
         super().__init__()
         self.frames = nn.AvgPool1d(stride)
         self.conv = nn.Sequential(
-            nn.Conv2d(1, channels, (kernel, 1), padding=(kernel // 2, 0), bias=False),
+            nn.Conv2d(1, channels, (kernel, 1), stride=(freq_stride, 1),
+                      padding=(kernel // 2, 0), bias=False),
             nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
-        self.pool = nn.MaxPool2d((pool, 1))
+        self.pool = nn.MaxPool2d((pool // freq_stride, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.conv(self.frames(x).unsqueeze(1))).flatten(1, 2)
@@ -65,14 +67,14 @@ class MelCNN(nn.Module):
     def __init__(
         self, n_bins: int, n_classes: int, width: int = 128, n_blocks: int = 3,
         kernel_size: int = 3, stem_stride: int = 4, dropout: float = 0.3,
-        freq_channels: int = 0, freq_pool: int = 8,
+        freq_channels: int = 0, freq_pool: int = 8, freq_stride: int = 1,
     ) -> None:
         super().__init__()
         self.n_classes = n_classes
         self.norm = ClipNorm(n_bins)
         self.front: nn.Module = nn.Identity()
         if freq_channels:  # the front end strides over time: the stem does not
-            self.front = FreqFrontEnd(freq_channels, freq_pool, stem_stride)
+            self.front = FreqFrontEnd(freq_channels, freq_pool, stem_stride, freq_stride)
             n_bins, stem_stride = freq_channels * (n_bins // freq_pool), 1
         self.stem = conv_bn_relu(n_bins, width, max(stem_stride, kernel_size), stem_stride)
         blocks: list[nn.Module] = []
@@ -94,7 +96,7 @@ class MelCNN(nn.Module):
 def mel_cnn(
     input_shape: tuple[int, ...], n_classes: int, width: int = 128, n_blocks: int = 3,
     kernel_size: int = 3, stem_stride: int = 4, dropout: float = 0.3, freq_channels: int = 0,
-    freq_pool: int = 8,
+    freq_pool: int = 8, freq_stride: int = 1,
 ) -> nn.Module:
     """Fast 1-D CNN over log-mel frames (mel bins as channels); the default model."""
     shape = tuple(int(s) for s in input_shape)
@@ -111,12 +113,14 @@ def mel_cnn(
             f"mel_cnn with {n_blocks} blocks needs >= {min_frames} frames, got {n_frames}; "
             "use longer clips or fewer n_blocks"
         )
-    if freq_channels < 0 or not 1 <= freq_pool <= n_bins:
-        raise InstrlabError(f"mel_cnn needs freq_channels >= 0 and freq_pool in 1..{n_bins}, "
-                            f"got {freq_channels} and {freq_pool}")
+    if freq_channels < 0 or not 1 <= freq_pool <= n_bins or freq_stride < 1 or (
+            freq_pool % freq_stride):
+        raise InstrlabError(f"mel_cnn needs freq_channels >= 0, freq_pool in 1..{n_bins} and a "
+                            f"freq_stride that divides it, got {freq_channels}, {freq_pool} "
+                            f"and {freq_stride}")
     return MelCNN(n_bins, n_classes, width=width, n_blocks=n_blocks, kernel_size=kernel_size,
                   stem_stride=stem_stride, dropout=dropout, freq_channels=freq_channels,
-                  freq_pool=freq_pool)
+                  freq_pool=freq_pool, freq_stride=freq_stride)
 
 
 mel_cnn.default_features = "logmel"  # type: ignore[attr-defined]
