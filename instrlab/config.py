@@ -132,7 +132,7 @@ def _plain() -> dict[str, Any]:
     """The seed's protocol with instrlab's model and schedule: FluidR3 alone, pitches
     60..72, no robustness options."""
     return {"data.extra_soundfonts": (), "data.soundfont_per": "sample",
-            "data.score.register_share": 0.0,
+            "data.score.register_share": 0.0, "model.name": "mel_cnn",
             "data.augment": AugmentConfig(), "train.spec_augment": SpecAugmentConfig(),
             "train.epochs": 20, "train.tune_thresholds": False, "train.min_labels": 0}
 

@@ -86,7 +86,8 @@ def test_presets_are_named_changes_of_the_defaults() -> None:
     assert plain.data.augment == AugmentConfig() and not plain.train.spec_augment.active
     assert (plain.train.epochs, plain.train.tune_thresholds, plain.train.min_labels) == (
         20, False, 0)
-    assert plain.model == ExperimentConfig().model  # everything else stays
+    assert ExperimentConfig().model.name == "mel_cnn_bands"  # the frequency front end
+    assert plain.model == dataclasses.replace(ExperimentConfig().model, name="mel_cnn")
     for protocol in (plain.data, seed.data):  # the seed's: FluidR3 alone, pitches 60..72
         assert (protocol.soundfont, protocol.extra_soundfonts, protocol.score) == (
             None, (), ScoreConfig())

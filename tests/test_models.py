@@ -58,8 +58,10 @@ def test_mel_cnn_hyperparameters_and_gain_invariance() -> None:
 
 
 def test_models_are_registered() -> None:
-    assert "seed_cnn" in models._entries and "mel_cnn" in models._entries
+    assert {"seed_cnn", "mel_cnn", "mel_cnn_bands"} <= set(models._entries)
     assert models._entries["mel_cnn"].factory is mel_cnn
+    bands = models._entries["mel_cnn_bands"].factory((128, 431), 12)
+    assert bands.front.__class__.__name__ == "FreqFrontEnd"  # the default model's front end
 
 
 def test_unknown_model_name_suggests_the_closest() -> None:
