@@ -213,7 +213,7 @@ def test_entry_point_calling_sys_exit_is_a_plugin_error(isolated: Path, tmp_path
 
 @pytest.mark.parametrize(("case", "fragments"), [
     ("device", ["device = 'tpu' is unknown", "cuda:N"]),
-    ("model_param", ["model 'mel_cnn_bands' rejected its parameters (width=-4)",
+    ("model_param", ["model 'mel_cnn' rejected its parameters (width=-4)",
                      "negative dimension"]),
     ("register", ["--register-model '../../evil/name'", "cannot contain '/'"]),
 ])

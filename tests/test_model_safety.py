@@ -117,7 +117,7 @@ def test_logged_model_is_weights_and_json_with_signature(store: dict) -> None:
     pyfunc = info.flavors["python_function"]
     assert "model_code_path" in pyfunc and "python_model" not in pyfunc  # no cloudpickle
     meta = json.loads((store["model_dir"] / ARTIFACTS / MODEL_META).read_text())
-    assert meta["model"]["name"] == "mel_cnn_bands" and len(meta["instrument_names"]) == 12
+    assert meta["model"]["name"] == "mel_cnn" and len(meta["instrument_names"]) == 12
 
 
 def test_instrlab_load_path_unpickles_nothing(store: dict,
@@ -357,4 +357,4 @@ def test_weights_that_do_not_fit_are_one_line_error(store: dict, change: str, me
     save_file(state, str(bad / ARTIFACTS / WEIGHTS))
     capsys.readouterr()
     assert main(["predict", "--model", "./bad_weights", str(store["wav"])]) == 2
-    one_error_line(capsys.readouterr().err, "do not fit model 'mel_cnn_bands'", message)
+    one_error_line(capsys.readouterr().err, "do not fit model 'mel_cnn'", message)

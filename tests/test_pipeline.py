@@ -48,10 +48,10 @@ def test_main_run_logs_metrics_params_and_tags(store: dict) -> None:
     assert [m.step for m in history] == [1, 2]
     assert run.data.params["data.n_samples"] == "64"
     assert run.data.params["train.epochs"] == "2"
-    assert run.data.params["model.name"] == "mel_cnn_bands"
+    assert run.data.params["model.name"] == "mel_cnn"
     assert run.data.params["train.tune_thresholds"] == "True"
     assert run.data.params["train.min_labels"] == "1"
-    assert run.data.tags["instrlab.model"] == "mel_cnn_bands"
+    assert run.data.tags["instrlab.model"] == "mel_cnn"
     assert run.data.tags["instrlab.features"] == "logmel"
     assert run.inputs.dataset_inputs[0].dataset.digest == run.data.tags["instrlab.dataset_digest"]
 

@@ -54,9 +54,8 @@ class DatasetConfig:
 
     ``DatasetConfig()`` is the training data of ``instrlab main``: the seed's protocol
     (8000 clips of seed12, logmel) with every installed sample family: each instrument of a
-    clip is rendered with one of four soundfonts, notes of half of them drawn from the
-    instrument's register, and the robust audio augmentation. The test split stays the
-    seed's FluidR3 protocol (``test_protocol``).
+    clip is rendered with one of four soundfonts, with the robust audio augmentation. The
+    test split stays the seed's FluidR3 protocol (``test_protocol``).
     """
 
     n_samples: int = 8000
@@ -68,9 +67,7 @@ class DatasetConfig:
     sample_rate: int = 44100
     reverb: bool = False
     chorus: bool = False
-    score: ScoreConfig = field(default_factory=lambda: ScoreConfig(register_share=0.5))
-    """The seed's score distributions, with half of a clip's instruments playing anywhere in
-    their register (picked by measurement, README "Generalization")."""
+    score: ScoreConfig = field(default_factory=ScoreConfig)
     mix: MixConfig = field(default_factory=MixConfig)
     feature_params: dict[str, Any] = field(default_factory=dict)
     extra_soundfonts: tuple[str, ...] = DEFAULT_FAMILIES

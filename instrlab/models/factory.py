@@ -17,7 +17,7 @@ from instrlab.registry import models
 class ModelConfig:
     """Which registered model to build, with its keyword arguments."""
 
-    name: str = "mel_cnn_bands"
+    name: str = "mel_cnn"
     params: dict[str, Any] = field(default_factory=dict)
 
 
