@@ -1,4 +1,4 @@
-"""The default models: 1-D CNNs over time that treat the mel bins as input channels."""
+"""1-D CNNs over time that treat the mel bins as input channels (mel_cnn is the default)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def mel_cnn(
     kernel_size: int = 3, stem_stride: int = 4, dropout: float = 0.3, freq_channels: int = 0,
     freq_pool: int = 8, freq_stride: int = 1,
 ) -> nn.Module:
-    """Fast 1-D CNN over log-mel frames (mel bins as channels); the seed protocol's model."""
+    """Fast 1-D CNN over log-mel frames (mel bins as channels); the default model."""
     shape = tuple(int(s) for s in input_shape)
     if len(shape) == 3 and shape[0] == 1:
         shape = shape[1:]
@@ -132,8 +132,8 @@ def mel_cnn_bands(
     kernel_size: int = 3, stem_stride: int = 4, dropout: float = 0.3, freq_channels: int = 8,
     freq_pool: int = 8, freq_stride: int = 2,
 ) -> nn.Module:
-    """mel_cnn with the frequency front end (8 shared filters, bands of 8 bins): the
-    default model, chosen by the leave-one-family-out folds."""
+    """mel_cnn with a frequency front end (8 filters every 2nd bin, bands of 8 bins): ahead
+    on the small folds, behind at full size with registers (README, Generalization)."""
     return mel_cnn(input_shape, n_classes, width=width, n_blocks=n_blocks,
                    kernel_size=kernel_size, stem_stride=stem_stride, dropout=dropout,
                    freq_channels=freq_channels, freq_pool=freq_pool, freq_stride=freq_stride)
