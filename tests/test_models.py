@@ -61,7 +61,7 @@ def test_models_are_registered() -> None:
     assert {"seed_cnn", "mel_cnn", "mel_cnn_bands"} <= set(models._entries)
     assert models._entries["mel_cnn"].factory is mel_cnn
     bands = models._entries["mel_cnn_bands"].factory((128, 431), 12)
-    assert bands.front.__class__.__name__ == "FreqFrontEnd"  # the default model's front end
+    assert bands.front.__class__.__name__ == "FreqFrontEnd"  # the front end, 8 filters
 
 
 def test_unknown_model_name_suggests_the_closest() -> None:
