@@ -31,8 +31,12 @@ from instrlab.tune import (
 from instrlab.tune.loop import check_interrupt, signals_as_interrupt
 
 N = 24
-# 60 epochs of 24 clips: a trial trains for seconds, long enough to be caught running
-CLI = ["--n-samples", str(N), "--seed", "3", "--epochs", "60", "--model-param", "width=8",
+# 60 epochs of 24 clips: a trial trains for seconds, long enough to be caught running. The
+# seed's protocol (FluidR3 alone): a worker starts in seconds, so it runs a trial while the
+# main process is still busy (every default family costs it ~4 s to load, and on an idle
+# machine the main process then finished all three trials first)
+CLI = ["--n-samples", str(N), "--seed", "3", "--extra-soundfont", "none",
+       "--epochs", "60", "--model-param", "width=8",
        "--model-param", "n_blocks=1", "--workers", "1", "--threads", "1", "--no-progress",
        "--pruner", "none", "--retrain-best", "false", "--top", "3"]
 INTERRUPTED = "instrlab: interrupted; run the same command again to resume"
