@@ -169,6 +169,8 @@ def test_cross_source_evaluation_links_runs(tmp_path: Path, monkeypatch: pytest.
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
+    # runs this short end before the default 10 s sample: sample every 0.5 s instead
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
     assert main(["train", "--n-samples", "48", "--epochs", "1", "--batch-size", "16",
                  "--workers", "1", "--no-progress", "--heldout-samples", "0",
                  "--run-name", "trained"]) == 0
@@ -186,6 +188,8 @@ def test_cross_source_evaluation_links_runs(tmp_path: Path, monkeypatch: pytest.
         "FluidR3_GM.sf2", "MuseScore_General_Lite.sf3"}
     digests = {r.data.tags["instrlab.dataset_digest"] for r in evals}
     assert len(digests) == 2  # two datasets, rendered with two soundfonts
+    for r in [trained, *evals]:  # train and evaluate runs log system metrics
+        assert "system/cpu_utilization_percentage" in r.data.metrics, r.info.run_name
     meta = load_model(rid).meta
     for r in evals:
         assert 0.0 <= r.data.metrics["test_macro_f1"] <= 1.0

@@ -8,7 +8,9 @@ through ``MlflowClient`` from the server.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -26,7 +28,13 @@ import soundfile as sf
 from mlflow import MlflowClient
 
 from instrlab.cli import build_parser
-from instrlab.tracking.runs import EXPERIMENT_KIND, TAG_EXPERIMENT_KIND, start_run
+from instrlab.tracking.runs import (
+    EXPERIMENT_KIND,
+    TAG_EXPERIMENT_KIND,
+    local_store,
+    start_run,
+    ui_hint,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ["--n-samples", "32", "--preset", "plain", "--workers", "1"]
@@ -119,10 +127,11 @@ def tracked(server: dict) -> Iterator[dict]:
     wav = root / "clip.wav"
     sf.write(wav, np.random.default_rng(0).standard_normal(22050).astype(np.float32) * 0.1,
              22050)
+    # a trial of 32 clips and one epoch lasts about a second: sample its system metrics often
     tune = subprocess.Popen(instrlab("tune", *TINY, "--n-trials", "2", "--retrain-best", "false",
                                      "--pruner", "none", "--storage", str(root / "j.log")),
-                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            cwd=root, env={**env, "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "0.2"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     predict = subprocess.run(instrlab("predict", "--model", run_id, "--all", str(wav)), cwd=root,
                              env=env, capture_output=True, text=True, timeout=300)
     tune_out, tune_err = tune.communicate(timeout=300)
@@ -131,8 +140,8 @@ def tracked(server: dict) -> Iterator[dict]:
     old = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(server["uri"])
     try:
-        yield {"main": run_id, "main_err": main.stderr, "tune": tune_id, "predict": predict,
-               "client": MlflowClient()}
+        yield {"main": run_id, "main_err": main.stderr, "tune": tune_id, "tune_err": tune_err,
+               "predict": predict, "client": MlflowClient()}
     finally:
         mlflow.set_tracking_uri(old)
 
@@ -158,6 +167,63 @@ def test_main_run_arrives_with_metrics_system_metrics_and_a_tagged_experiment(
     assert "system/system_memory_usage_megabytes" in metrics
     link = f"/#/experiments/{exp.experiment_id}/runs/{tracked['main']}"
     assert f"{link}?workflowType=machine_learning" in tracked["main_err"]
+
+
+def test_local_store_hint_is_a_working_mlflow_ui_command(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a local store instrlab prints the ``mlflow ui`` command and the experiment's URL in
+    the model-training view: the command, run from elsewhere, serves that experiment, and the
+    installed UI routes ``#/experiments/ID?workflowType=machine_learning`` as the hint says."""
+    monkeypatch.chdir(tmp_path)
+    assert local_store("./mlruns") == str(tmp_path / "mlruns")
+    assert local_store("postgresql://u:secret@db/mlflow") is None  # never print a password
+    old = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri("sqlite:///mlflow.db")  # relative, as MLflow's default store
+    try:
+        client = MlflowClient()
+        exp = client.create_experiment("instrlab-seed12")
+        run_id = client.create_run(exp).info.run_id
+        hint = ui_hint(exp, run_id)
+    finally:
+        mlflow.set_tracking_uri(old)
+    command, url = [line.strip() for line in hint.splitlines()]
+    assert command == f"MLflow UI: mlflow ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db"
+    assert url == (f"then open http://127.0.0.1:5000/#/experiments/{exp}"
+                   "?workflowType=machine_learning (model training view)")
+
+    js = Path(mlflow.__file__).parent / "server" / "js" / "build" / "static" / "js"
+    bundle = "".join(f.read_text(errors="ignore") for f in js.glob("main.*.js"))
+    assert "createHashRouter" in bundle  # routes live after "#/"
+    assert '.get("workflowType")' in bundle and '"machine_learning"' in bundle
+
+    args = shlex.split(command.removeprefix("MLflow UI: "))
+    args[0] = str(Path(sys.executable).parent / "mlflow")
+    port = free_port()
+    (tmp_path / "elsewhere").mkdir()
+    log = open(tmp_path / "ui.log", "w")  # noqa: SIM115 - closed after the UI stops
+    proc = subprocess.Popen([*args, "--port", str(port), "--workers", "1"],
+                            cwd=tmp_path / "elsewhere", stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail("mlflow ui did not come up:\n" + (tmp_path / "ui.log").read_text())
+            time.sleep(0.5)
+        query = f"{base}/ajax-api/2.0/mlflow/runs/get?run_id={run_id}"
+        with urllib.request.urlopen(query, timeout=10) as resp:
+            assert json.loads(resp.read())["run"]["info"]["experiment_id"] == exp
+        with urllib.request.urlopen(f"{base}/", timeout=10) as resp:
+            assert b"<html" in resp.read().lower()
+    finally:
+        stop(proc)
+        log.close()
 
 
 def test_nested_generate_run_dataset_input_and_artifacts_arrive(tracked: dict,
@@ -199,6 +265,13 @@ def test_tune_parent_and_trial_runs_arrive(tracked: dict) -> None:
     assert sorted(r.data.tags["instrlab.trial_number"] for r in trials) == ["0", "1"]
     assert all(r.info.status == "FINISHED" and "best_val_macro_f1" in r.data.metrics
                for r in trials)
+    for r in trials:  # each trial its own CPU/memory charts (sampled every 0.2 s here)
+        seconds = (r.info.end_time - r.info.start_time) / 1000
+        assert seconds > 0.2, f"trial {r.info.run_id} too short to sample ({seconds:.2f} s)"
+        assert "system/cpu_utilization_percentage" in r.data.metrics, (seconds, r.data.metrics)
+    exp = parent.info.experiment_id
+    link = f"/#/experiments/{exp}/runs/{tracked['tune']}?workflowType=machine_learning"
+    assert link in tracked["tune_err"]
 
 
 def test_start_run_tags_the_experiment_mlflow_run_chose_and_honours_the_off_switch(

@@ -103,11 +103,10 @@ def run_experiment(args: argparse.Namespace, track_generate: bool) -> int:
     check_experiment(cfg, register_as=args.register_model, held_out=True)  # fast: no mlflow
     import mlflow
 
-    from instrlab.console import console
     from instrlab.heldout import evaluate_held_out, summary
     from instrlab.params import flat_params
     from instrlab.pipeline import prepare_dataset, train_and_evaluate
-    from instrlab.tracking.runs import check_tracking, start_run, ui_link, use_experiment
+    from instrlab.tracking.runs import check_tracking, print_ui_hint, start_run, use_experiment
 
     check_tracking()
     use_experiment(data.instruments)
@@ -126,10 +125,7 @@ def run_experiment(args: argparse.Namespace, track_generate: bool) -> int:
         print(f"run {run.info.run_id}: test_macro_f1 {metrics['test_macro_f1']:.4f}")
         if held_out:
             print(summary(held_out))
-    link = ui_link(run.info.experiment_id, run.info.run_id)
-    if link:
-        console.print(f"MLflow UI (model training view): {link}", highlight=False,
-                      soft_wrap=True)
+    print_ui_hint(run.info.run_id, run.info.experiment_id)
     return 0
 
 

@@ -37,7 +37,7 @@ def folds_config(args: argparse.Namespace) -> FoldsConfig:
 
 def cmd_folds(args: argparse.Namespace) -> int:
     from instrlab.folds.run import run_folds
-    from instrlab.tracking.runs import check_tracking
+    from instrlab.tracking.runs import check_tracking, print_ui_hint
 
     cfg = config_from_args(args)
     folds_cfg = folds_config(args)
@@ -47,6 +47,7 @@ def cmd_folds(args: argparse.Namespace) -> int:
                        run_name=args.run_name)
     means = {k: round(v["macro_f1"], 4) for k, v in result["report"].items()}
     print(f"folds run {result['run_id']}: held-out macro F1 {means}")
+    print_ui_hint(result["run_id"])
     return 0
 
 

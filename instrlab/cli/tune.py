@@ -61,6 +61,7 @@ STUDY_OPTIONS: tuple[tuple[str, str, dict[str, Any], str], ...] = (
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from instrlab.tracking.runs import print_ui_hint
     from instrlab.tune import run_tune
 
     cfg = config_from_args(args)
@@ -70,6 +71,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                           progress=not args.no_progress, data_workers=args.workers)
     result = run_tune(options, cfg.data, cfg.model, cfg.train)
     print(f"tune run {result.parent_run_id}: study {result.study_name}")
+    print_ui_hint(result.parent_run_id)
     return 0
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shlex
 import tempfile
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import mlflow
 from mlflow import MlflowClient
@@ -109,6 +113,12 @@ def start_run(**kwargs: Any) -> mlflow.ActiveRun:
     return active
 
 
+ML_VIEW = "?workflowType=machine_learning"
+"""The query (inside the UI's ``#/`` route) that opens MLflow 3's model-training view."""
+LOCAL_UI = "http://127.0.0.1:5000"
+"""Where ``mlflow ui`` listens by default."""
+
+
 def ui_link(experiment_id: str, run_id: str) -> str | None:
     """The run's page on an HTTP tracking server, in the UI's model-training view.
 
@@ -118,8 +128,49 @@ def ui_link(experiment_id: str, run_id: str) -> str | None:
     uri = mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
         return None
-    return (f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-            "?workflowType=machine_learning")
+    return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}{ML_VIEW}"
+
+
+def local_store(uri: str) -> str | None:
+    """A local tracking URI (SQLite file, file store, ``./mlruns``) made absolute, as
+    ``mlflow ui --backend-store-uri`` takes it from any directory; None for anything else."""
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///"):]
+        if not path or path.startswith(":memory:"):
+            return None
+        return f"sqlite:///{Path(path).resolve()}"
+    if uri.startswith("file:"):
+        return str(Path(url2pathname(urlparse(uri).path)).resolve())
+    if "://" in uri or uri.startswith("databricks"):
+        return None
+    return str(Path(uri).resolve())
+
+
+def ui_hint(experiment_id: str, run_id: str) -> str | None:
+    """How to see the run in the UI's model-training view: the run's link on a tracking
+    server, or for a local store the ``mlflow ui`` command and the experiment's URL."""
+    link = ui_link(experiment_id, run_id)
+    if link:
+        return f"MLflow UI (model training view): {link}"
+    store = local_store(mlflow.get_tracking_uri())
+    if store is None:
+        return None
+    return (f"MLflow UI: mlflow ui --backend-store-uri {shlex.quote(store)}\n"
+            f"  then open {LOCAL_UI}/#/experiments/{experiment_id}{ML_VIEW} "
+            "(model training view)")
+
+
+def print_ui_hint(run_id: str, experiment_id: str | None = None) -> None:
+    """Print :func:`ui_hint` on stderr; a store that cannot say the experiment prints none."""
+    from instrlab.console import console
+
+    try:
+        experiment_id = experiment_id or MlflowClient().get_run(run_id).info.experiment_id
+    except Exception:  # the run is done: a hint is not worth failing the command
+        return
+    hint = ui_hint(experiment_id, run_id)
+    if hint:
+        console.print(hint, highlight=False, soft_wrap=True, markup=False)
 
 
 def find_finished_run(tags: dict[str, str]) -> Run | None:
