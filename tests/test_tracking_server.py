@@ -52,6 +52,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(base: str, proc: subprocess.Popen, seconds: float, log: Path) -> None:
+    """Wait until the MLflow server at ``base`` answers /health; fail with its log if it
+    exits or takes longer than ``seconds``."""
+    deadline = time.time() + seconds
+    while True:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        if proc.poll() is not None or time.time() > deadline:
+            pytest.fail(f"mlflow server at {base} did not come up:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
 def stop(proc: subprocess.Popen) -> None:
     """Terminate a process started with ``start_new_session`` and everything it started."""
     with contextlib.suppress(ProcessLookupError):
@@ -95,16 +109,7 @@ def server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     generate = subprocess.Popen(instrlab("generate", *DATA, "--quiet"), cwd=root, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 180
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail("mlflow server did not come up:\n"
-                            + (root / "server.log").read_text()[-3000:])
-            time.sleep(0.5)
+        wait_healthy(uri, proc, 180, root / "server.log")
         assert generate.wait(timeout=180) == 0, generate.stderr.read()[-2000:]
         yield {"root": root, "uri": uri, "env": env, "artifacts": root / "artifacts"}
     finally:
@@ -207,15 +212,7 @@ def test_local_store_hint_is_a_working_mlflow_ui_command(tmp_path: Path,
                             env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail("mlflow ui did not come up:\n" + (tmp_path / "ui.log").read_text())
-            time.sleep(0.5)
+        wait_healthy(base, proc, 120, tmp_path / "ui.log")
         query = f"{base}/ajax-api/2.0/mlflow/runs/get?run_id={run_id}"
         with urllib.request.urlopen(query, timeout=10) as resp:
             assert json.loads(resp.read())["run"]["info"]["experiment_id"] == exp
