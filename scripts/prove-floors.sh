@@ -25,6 +25,7 @@ unset MLFLOW_TRACKING_URI MLFLOW_EXPERIMENT_ID MLFLOW_EXPERIMENT_NAME
 FLOORS=(
   torch==2.13.0        # proven; API-derived floor is 2.3 (torch.amp.GradScaler, NumPy 2 ABI)
   numpy==2.0.0         # scores.py: uint64 >> int needs NEP 50 promotion (NumPy 2)
+  pandas==2.2.2        # serving.py/pipeline.py DataFrames; first built against NumPy 2 (2.2.1: numpy<2)
   scipy==1.13.0        # first SciPy built against NumPy 2
   scikit-learn==1.4.2  # first scikit-learn built against NumPy 2
   matplotlib==3.8.4    # first Matplotlib built against NumPy 2
@@ -34,7 +35,7 @@ FLOORS=(
   pyfluidsynth==1.3.3  # 1.3.0 crashes on Synth(**settings); 1.3.1/1.3.2 ignore samplerate
   optuna==4.0.0        # optuna.storages.journal.JournalFileBackend
   rich==12.6.0         # Table.add_section (TaskProgressColumn: 12.3)
-  mlflow==3.11.1       # mlflow.pytorch.log_model(serialization_format=...)
+  mlflow==3.11.1       # proven; pyfunc.log_model(name=...) needs MLflow 3, older 3.x not tried
   sqlalchemy==1.4.41   # URL.set/render_as_string need 1.4; 1.4.41 = first cp311 wheel
   safetensors==0.4.0   # safetensors.torch save_file/load_file of model weights
   psutil==5.9.4        # system metrics; the oldest release with a CPython 3.11 wheel

@@ -151,7 +151,7 @@ class SampleRenderer:
         return [int(rng.integers(0, k))] * len(score.instruments)
 
     def augments(self, score: Score) -> bool:
-        """Whether this clip is augmented (see :class:`instrlab.augment.AugmentConfig`)."""
+        """Whether this clip is augmented (see :class:`instrlab.synth.augment.AugmentConfig`)."""
         if self._train is None:
             train = split_indices(self.cfg.n_samples, self.cfg.seed)["train"]
             self._train = frozenset(int(i) for i in train)

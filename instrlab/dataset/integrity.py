@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from instrlab.errors import first_line
+
 COMPLETE = "COMPLETE"
 
 Found = Literal["absent", "finished", "other", "foreign", "damaged"]
@@ -29,7 +31,7 @@ def array_problem(path: Path, dtype: np.dtype[Any] | type, shape: tuple[int, ...
                         else np.lib.format.read_array_header_2_0)
                 found_shape, fortran, found_dtype = read(fh)
             except (ValueError, EOFError, SyntaxError) as exc:
-                return f"{name} has an unreadable header ({str(exc).splitlines()[0][:80]})"
+                return f"{name} has an unreadable header ({first_line(exc, 80)})"
             offset, size = fh.tell(), os.fstat(fh.fileno()).st_size
     except FileNotFoundError:
         return f"{name} is missing"

@@ -138,7 +138,7 @@ def augment_rng(sample_seed: int) -> np.random.Generator:
 
 
 def stem_gains_db(cfg: AugmentConfig, rng: np.random.Generator, n_stems: int) -> list[float]:
-    """Extra per-instrument gains (dB) for :func:`instrlab.mixing.mix_stems`."""
+    """Extra per-instrument gains (dB) for :func:`instrlab.synth.mixing.mix_stems`."""
     if not cfg.gain_db:
         return [0.0] * n_stems
     return [float(g) for g in rng.uniform(-cfg.gain_db, cfg.gain_db, n_stems)]

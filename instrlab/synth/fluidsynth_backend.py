@@ -214,7 +214,7 @@ class FluidSynthBackend:
         """Render ``notes`` of one instrument; returns mono float32 of ``seconds`` length.
 
         ``generators`` maps SoundFont generator ids to offsets added to the preset's values
-        (as NRPN would), e.g. from :func:`instrlab.augment.voicing_offsets`.
+        (as NRPN would), e.g. from :func:`instrlab.synth.augment.voicing_offsets`.
         """
         n = int(round(seconds * self.sample_rate))
         total = -(-n // BLOCK) * BLOCK
