@@ -19,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
 
 console = Console(stderr=True)
 
@@ -130,18 +131,26 @@ def progress_bar(enabled: bool = True, info: bool = False) -> Iterator[Progress]
         with PlainProgress(console) as plain:
             yield plain
         return
+    with rich_progress(console, info, disable=not enabled) as bar:
+        yield bar
+
+
+def rich_progress(target: Console, info: bool = False, disable: bool = False) -> Progress:
+    """The terminal progress bar. Counts, percentage and times keep their width on a narrow
+    terminal (``mlflow run`` may hand down 80 columns or fewer): the description is cut
+    with an ellipsis and the bar shrinks instead."""
     extra = [TextColumn("{task.fields[info]}")] if info else []
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
+    return Progress(
+        TextColumn("[bold]{task.description}", table_column=Column(
+            ratio=3, min_width=10, no_wrap=True, overflow="ellipsis")),
+        BarColumn(bar_width=None, table_column=Column(ratio=2, min_width=4)),
         MofNCompleteColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         *extra,
-        console=console,
-        disable=not enabled,
+        console=target,
+        disable=disable,
         transient=False,
+        expand=True,
     )
-    with bar:
-        yield bar

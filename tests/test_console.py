@@ -1,4 +1,5 @@
-"""Progress output on a non-terminal (a log file, a pipe, ``mlflow run``): whole plain lines."""
+"""Progress output: whole plain lines on a non-terminal (a log file, a pipe), and a terminal
+bar whose figures stay whole on a narrow terminal (``mlflow run``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from instrlab import console as console_mod
-from instrlab.console import PlainProgress, progress_bar
+from instrlab.console import PlainProgress, progress_bar, rich_progress
 
 LINE = re.compile(r"^(?P<desc>.+): (?P<done>\d+)/(?P<total>\d+) \((?P<pct>\d+) %\), "
                   r"(?P<rate>[\d.]+/s|[\d.e+-]+ s each), elapsed \d+:\d\d:\d\d, "
@@ -89,3 +90,19 @@ def test_progress_bar_is_plain_off_a_terminal_and_silent_when_disabled(
     with progress_bar(False) as bar:
         assert not isinstance(bar, PlainProgress)
         bar.advance(bar.add_task("x", total=1))
+
+
+@pytest.mark.parametrize("width", [60, 80, 160])
+def test_terminal_bar_keeps_counts_and_times_whole_on_a_narrow_terminal(width: int) -> None:
+    out = io.StringIO()
+    target = Console(file=out, width=width, force_terminal=True, color_system=None)
+    with rich_progress(target, info=True) as bar:
+        bar.add_task("generate seed12-logmel-n8000-00179be626c955fa", total=8000,
+                     completed=5000, info="loss 0.1234")
+        bar.refresh()
+    line = [s for s in re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out.getvalue()).split("\r")
+            if s.strip()][-1].rstrip("\n")
+    assert "5000/8000" in line and "62%" in line and "loss 0.1234" in line, line
+    assert len(line) <= width, line
+    if width < 80:
+        assert line.startswith("generate ") and "…" in line, line  # cut, not dropped
