@@ -5,6 +5,7 @@ build. Configurations are tiny: 40 clips, two chunks (32 + 8)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -316,6 +317,97 @@ def test_a_whole_partial_build_killed_before_its_rename_is_only_renamed(
     assert (path / "features.npy").stat().st_mtime_ns == stamp  # nothing rendered again
     assert_same(path, reference)
 
+
+# A real `instrlab generate` that SIGKILLs itself at one write step: `python -c KILL_AT HOOK
+# NTH WHEN ARGS...` wraps one write function of the build so that its NTH call (on the
+# build's files) kills the process before or after the real call, then runs the CLI.
+KILL_AT = """
+import os, signal, sys
+from pathlib import Path
+import numpy as np
+from instrlab.dataset import build, partial
+from instrlab.cli import main
+
+hook, nth, when = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+calls = 0
+
+def wrap(name, real, ours):
+    def wrapped(*args, **kwargs):
+        global calls
+        hit = name == hook and ours(*args, **kwargs) and (calls := calls + 1) == nth
+        if hit and when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = real(*args, **kwargs)
+        if hit and when == "after":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+    return wrapped
+
+def ours(path, *args, **kwargs):
+    return ".partial" in str(path)
+
+np.lib.format.open_memmap = wrap("create array", np.lib.format.open_memmap,
+                                 lambda *a, **k: k.get("mode") == "w+")
+json_writer = wrap("write_json", partial.write_json, ours)
+partial.write_json = build.write_json = json_writer
+os.pwrite = wrap("row", os.pwrite, lambda *a: True)
+Path.replace = wrap("rename .tmp", Path.replace, ours)
+Path.write_text = wrap("COMPLETE", Path.write_text, lambda p, *a: p.name == "COMPLETE")
+Path.rename = wrap("rename into place", Path.rename, ours)
+sys.argv = ["instrlab", *sys.argv[4:]]
+sys.exit(main())
+"""
+NOTE_CONFIG_MISSING = "discarding the partial build {partial} (config.json is missing); " \
+                      "starting again"
+FINISHING = "finishing the partial build {partial}: it is whole, only not renamed"
+
+
+def resuming(done: int) -> str:
+    return f"resuming the partial build {{partial}}: {done} of {N} samples done"
+
+
+KILL_STEPS = {  # case: (hook, nth call, before/after it, the rerun's note or None)
+    "creating features.npy": ("create array", 1, "before", NOTE_CONFIG_MISSING),
+    "features.npy created, labels.npy not": ("create array", 1, "after", NOTE_CONFIG_MISSING),
+    "config.json.tmp not renamed": ("rename .tmp", 1, "before", NOTE_CONFIG_MISSING),
+    "config.json written, no row yet": ("write_json", 1, "after", resuming(0)),
+    "half of chunk 0's rows": ("row", 16, "after", resuming(0)),
+    "chunk 0's record .tmp not renamed": ("rename .tmp", 2, "before", resuming(0)),
+    "chunk 0 recorded": ("write_json", 2, "after", resuming(32)),
+    "chunk 1's rows, no record": ("write_json", 3, "before", resuming(32)),
+    "manifest.jsonl.tmp not renamed": ("rename .tmp", 4, "before", resuming(N)),
+    "stats.json written, COMPLETE not": ("COMPLETE", 1, "before", resuming(N)),
+    "COMPLETE written, chunks/ not removed": ("COMPLETE", 1, "after", FINISHING),
+    "chunks/ removed, not renamed into place": ("rename into place", 1, "before", FINISHING),
+    "renamed, lock not released": ("rename into place", 1, "after", None),
+}
+
+
+@pytest.mark.parametrize("case", list(KILL_STEPS))
+def test_a_build_killed_at_each_write_step_resumes_or_is_rebuilt(
+        case: str, name: str, reference: Path, tmp_path: Path) -> None:
+    """A real `instrlab generate` SIGKILLed at one step of the write sequence; the next
+    `instrlab generate` (same config, a real process) finishes the same bytes as an
+    uninterrupted build, saying at most one line about what it found."""
+    hook, nth, when, said = KILL_STEPS[case]
+    path = tmp_path / name
+    partial = tmp_path / f"{name}.partial"
+    killed = subprocess.run([sys.executable, "-c", KILL_AT, hook, str(nth), when,
+                             *GENERATE[3:], "--out", str(path)], capture_output=True,
+                            text=True, timeout=180)
+    assert killed.returncode == -signal.SIGKILL, (case, killed.returncode, killed.stderr)
+    assert partial.exists() != (said is None)
+    rerun = subprocess.run([*GENERATE, "--out", str(path)], capture_output=True, text=True,
+                           timeout=180)
+    assert rerun.returncode == 0 and rerun.stdout.strip() == str(path), rerun.stderr
+    expected = [] if said is None else [f"instrlab: {said.format(partial=partial)}"]
+    assert notes(rerun.stderr) == expected
+    if said is None:  # nothing was left to do: the dead holder's lock file stays, harmless
+        lock = tmp_path / f"{name}.lock"
+        with open(lock) as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it
+        lock.unlink()
+    assert_same(path, reference)
 
 # --- (c) damaged finished datasets --------------------------------------------------------
 

@@ -231,6 +231,31 @@ def test_malicious_model_in_a_fresh_process(store: dict, legacy_dir: Path) -> No
     assert not marker.exists()
 
 
+
+def test_malicious_model_in_a_shared_store_runs_no_code(store: dict, legacy_dir: Path) -> None:
+    """The threat itself: someone with write access to the shared store logs an old-style
+    pickled model carrying the payload into a run's artifacts; `instrlab predict --model
+    RUN_ID` and `instrlab evaluate RUN_ID` (real processes, the run's MLflow store) refuse
+    it in one line naming the trust flag, and nothing runs. With the flag, the payload
+    does run: the store really hands the pickle to the loader."""
+    evil = store["root"] / "evil_run"
+    shutil.rmtree(evil, ignore_errors=True)
+    shutil.copytree(legacy_dir, evil)
+    marker = store["root"] / "marker_run"
+    plant_payload(evil, marker, ("legacy",))
+    with mlflow.start_run(run_name="planted") as run:
+        mlflow.log_artifacts(str(evil), artifact_path="model")
+    run_id = run.info.run_id
+    for args in (["predict", "--model", run_id, str(store["wav"])],
+                 ["evaluate", run_id, "--no-progress", "--workers", "1"]):
+        proc = run_cli(args, store)
+        assert proc.returncode == 2, proc.stderr
+        one_error_line(proc.stderr, repr(run_id), "pickle", "--trust-pickled-model")
+        assert not marker.exists(), args
+    proc = run_cli(["predict", "--model", run_id, "--trust-pickled-model", str(store["wav"])],
+                   store)
+    assert marker.exists(), proc.stderr
+
 # ---------------------------------------------------------------- (c) old pickled models
 
 

@@ -9,8 +9,10 @@ import csv
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -133,3 +135,88 @@ def test_unreachable_tracking_uri_fails_fast(tmp_path: Path) -> None:
     assert time.monotonic() - start < 20
     assert proc.returncode == 2
     one_error_line(proc.stderr, "http://127.0.0.1:9")
+
+
+def test_a_tracking_server_that_never_answers_fails_fast(tmp_path: Path) -> None:
+    """Item 10, the other way to be unreachable: the port accepts connections (this
+    test's thread holds them open) and never sends a byte back. Timed from the first
+    connection, so that a slow start-up on a busy machine does not count."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[tuple[float, socket.socket]] = []
+
+    def accept() -> None:
+        try:
+            while True:
+                conn = server.accept()[0]
+                held.append((time.monotonic(), conn))
+        except OSError:  # the socket was shut down: the test is over
+            pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
+    env["MLFLOW_TRACKING_URI"] = uri
+    try:
+        proc = subprocess.run([sys.executable, "-m", "instrlab.cli", "predict", "--model",
+                               "0123456789abcdef0123456789abcdef", "x.wav"],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        end = time.monotonic()
+    finally:
+        server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        server.close()
+        thread.join(5)
+        for _, conn in held:
+            conn.close()
+    assert held, "predict never connected to the silent server"
+    assert proc.returncode == 2
+    one_error_line(proc.stderr, uri, "cannot be reached")
+    hung = end - held[0][0]
+    assert hung < 15, f"predict waited {hung:.0f} s on a server that never answers"
+
+
+def write_quiet_wav(path: Path, minutes: float, rate: int) -> None:
+    """Low noise, written a minute at a time (the test's own memory stays small)."""
+    rng = np.random.default_rng(2)
+    with sf.SoundFile(str(path), "w", samplerate=rate, channels=1, subtype="PCM_16") as f:
+        for start in range(0, int(minutes * 60 * rate), 60 * rate):
+            n = min(60 * rate, int(minutes * 60 * rate) - start)
+            f.write((0.01 * rng.standard_normal(n)).astype(np.float32))
+
+
+# `python -m instrlab.cli ARGS`, then the process's own peak RSS (VmHWM, kB) into a file.
+# Not ru_maxrss: a child's carries over the RSS of the process it was forked from (pytest).
+PEAK_RSS = ("import sys\nfrom instrlab.cli import main\nrc = main(sys.argv[2:])\n"
+            "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+            "open(sys.argv[1], 'w').write(hwm.split()[1])\nsys.exit(rc)\n")
+
+
+def test_predict_memory_is_flat_in_the_file_length(store: dict, tmp_path: Path) -> None:
+    """Item 8: `instrlab predict` on 1 and 20 minutes of audio, each in its own process,
+    whose peak RSS must not grow with the file (and stay under 1 GB)."""
+    rate = store["loaded"].meta["sample_rate"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"],
+           "INSTRLAB_CACHE": str(store["root"] / "cache")}
+    procs = {}
+    for minutes in (1, 20):
+        wav = tmp_path / f"{minutes}min.wav"
+        write_quiet_wav(wav, minutes, rate)
+        procs[minutes] = subprocess.Popen(  # both at once: the start-up cost dominates
+            [sys.executable, "-c", PEAK_RSS, str(tmp_path / f"{minutes}.kb"), "predict",
+             "--model", store["run_id"], "--format", "json", str(wav)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            cwd=store["root"])
+    peak_mb = {}
+    try:
+        for minutes, proc in procs.items():
+            out, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0 and err == "", err
+            assert json.loads(out)[0]["duration_s"] == pytest.approx(minutes * 60, abs=0.01)
+            peak_mb[minutes] = int((tmp_path / f"{minutes}.kb").read_text()) / 1024
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert peak_mb[20] <= 1.15 * peak_mb[1] + 40, peak_mb
+    assert peak_mb[20] < 1024, peak_mb
