@@ -215,8 +215,9 @@ def test_corrupt_soundfont_with_a_valid_header(tmp_path: Path,
     path = tmp_path / "corrupt.sf2"
     body = b"sfbk" + b"LIST" + struct.pack("<I", 10_000) + os.urandom(4096)
     path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    synth = FluidSynthBackend(str(path))  # loads on first use: a cached dataset needs none
     with pytest.raises(InstrlabError) as info:
-        FluidSynthBackend(str(path))
+        synth.check_instruments([Instrument("piano", 0)])
     msg = str(info.value)
     assert f"could not load soundfont {path}" in msg and "--soundfont" in msg
     assert "\n" not in msg

@@ -103,14 +103,19 @@ class SampleRenderer:
                     f"synth {cfg.synth!r} cannot vary the voicing (its render_stem takes no "
                     "generators); set --augment-voicing 0 or use the fluidsynth synth"
                 )
-            check = getattr(synth, "check_instruments", None)
-            if check is not None:  # a preset missing from a soundfont fails before any file
-                check(self.iset.instruments)
         self.extractor = get_extractor(cfg.features, sample_rate=cfg.sample_rate,
                                        clip_seconds=cfg.score.clip_seconds, **cfg.feature_params)
         self._train: frozenset[int] | None = None
         self._test: frozenset[int] | None = None
         self._allowed = allowed_soundfonts(cfg, self.iset)
+
+    def check(self) -> None:
+        """Before building: every synth loads its soundfont and has every instrument's
+        preset, or this fails in one line (a cached dataset never needs it)."""
+        for synth in self.synths:
+            check = getattr(synth, "check_instruments", None)
+            if check is not None:
+                check(self.iset.instruments)
 
     @property
     def synth(self) -> Any:
@@ -317,6 +322,7 @@ def generate_dataset(
         dataset_name(cfg, digest))
     if _reusable(final, digest, cached, locked=False):  # a finished dataset is only read
         return final
+    renderer.check()  # before any file: a corrupt soundfont or missing preset writes nothing
     try:  # the one place a bad --out (a file, /proc, no permission) meets the file system
         final.parent.mkdir(parents=True, exist_ok=True)
         with claim(final, on_wait=lambda lock: note(

@@ -123,19 +123,29 @@ class FluidSynthBackend:
         self._lib = lib
         # a render synth starts without a soundfont and warns about it on every channel
         lib.fluid_set_log_function(FLUID_WARN, None, None)
-        # The soundfont is loaded once, into a synth that never plays, and shared with the
-        # render synths: a fresh render synth then costs ~10 ms instead of a reload
-        # (seconds for a compressed .sf3).
-        self._loader = self._make_synth()
+        self._loader: Any = None
+        self._synth: Any = None
+
+    def _load(self) -> None:
+        """Load the soundfont on first use, not on construction: a cached dataset needs only
+        :meth:`identity`, and a compressed .sf3 takes seconds to load.
+
+        It is loaded once, into a synth that never plays, and shared with the render synths:
+        a fresh render synth then costs ~10 ms instead of a reload.
+        """
+        if self._loader is not None:
+            return
+        loader = self._make_synth()
         with _captured_stderr() as log:  # a bad file makes FluidSynth log several lines
-            loader_id = self._loader.sfload(str(self.path))
+            loader_id = loader.sfload(str(self.path))
         if loader_id < 0:
+            loader.delete()
             raise InstrlabError(
                 f"FluidSynth could not load soundfont {self.path}{_reason(log)}; the file may "
                 "be corrupt: reinstall it or pick another with --soundfont"
             )
-        self._sfont = lib.fluid_synth_get_sfont_by_id(self._loader.synth, loader_id)
-        self._synth: Any = None
+        self._loader = loader
+        self._sfont = self._lib.fluid_synth_get_sfont_by_id(loader.synth, loader_id)
         self._new_synth()
 
     def _make_synth(self) -> Any:
@@ -177,7 +187,9 @@ class FluidSynthBackend:
         }
 
     def check_instruments(self, instruments: Any) -> None:
-        """Fail before rendering, in one line, if the soundfont lacks any instrument's preset."""
+        """Fail before rendering, in one line, if the soundfont cannot be loaded or lacks any
+        instrument's preset."""
+        self._load()
         missing = []
         with _captured_stderr():
             for inst in instruments:
@@ -223,6 +235,7 @@ class FluidSynthBackend:
         # Every stem gets a brand-new render synth (about 1 ms: the soundfont is shared).
         # FluidSynth voices keep traces of earlier notes (filter ramps, voice order, effect
         # tails), so this is what makes a stem independent of everything rendered before.
+        self._load()
         self._new_synth()
         self._select(instrument)
         for gen, value in (generators or {}).items():
