@@ -169,6 +169,14 @@ def test_evaluation_data_is_clean_and_seeded_apart_from_training() -> None:
     assert mlflow_run_config("evaluate", {"model_uri": "RUN"}).data == cfg.data
 
 
+@pytest.mark.parametrize(("train_seed", "eval_seed"), [(0, 1), (7, 1), (1, 0)])
+def test_held_out_clips_never_share_the_training_scores(train_seed: int, eval_seed: int) -> None:
+    data = resolve_config(["main", "--seed", str(train_seed)]).data
+    assert evaluation_data(data).seed == eval_seed
+    assert EvalConfig().octave_data(data, 1).seed == eval_seed
+    assert EvalConfig().soundfont_data(data, "TimGM6mb.sf2").seed == eval_seed
+
+
 @pytest.mark.parametrize(("changes", "message"), [
     ({"train.epoch": "3"}, "unknown setting 'train.epoch'. Did you mean 'epochs'?"),
     ({"train.epochs": "x"}, "setting 'train.epochs': 'x' is not a valid int"),

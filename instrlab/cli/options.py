@@ -241,7 +241,8 @@ def add_train_options(p: argparse.ArgumentParser, base: ExperimentConfig) -> Non
 
 def add_heldout_options(p: argparse.ArgumentParser, base: ExperimentConfig) -> None:
     add_options(p.add_argument_group(
-        "held-out figures, logged as the run's heldout_* metrics (clean clips, seed 1)"),
+        "held-out figures, logged as the run's heldout_* metrics (clean clips, seed 1; 0 "
+        "when training uses seed 1)"),
         HELDOUT, base)
 
 
