@@ -2,9 +2,8 @@
 
 Each figure is clean clips (seed 1; 0 when training used seed 1) of the run's protocol,
 either on the primary soundfont with every note moved by whole octaves, or rendered with
-another soundfont alone. Each is
-scored in a nested run; the headline metrics go to the training run itself, so that its
-row in the MLflow runs table sorts by them.
+another soundfont alone. Each is scored in a nested run; the headline metrics go to the
+training run itself, so that its row in the MLflow runs table sorts by them.
 """
 
 from __future__ import annotations
