@@ -82,17 +82,22 @@ class EvalConfig:
         """Whether a run logs any held-out figure."""
         return bool(self.samples and (self.octaves or self.soundfonts))
 
-    def octave_data(self, data: DatasetConfig, octave: int) -> DatasetConfig:
-        """Evaluation clips of ``data``'s primary soundfont, every note moved by ``octave``."""
-        clean = on_soundfont(evaluation_data(data), data.soundfont)
+    def clips(self, data: DatasetConfig, soundfont: str | None, octave: int = 0
+              ) -> DatasetConfig:
+        """``samples`` evaluation clips of ``data``'s protocol rendered with ``soundfont``
+        alone, every note moved by ``octave`` octaves (the same scores and labels)."""
+        clean = on_soundfont(evaluation_data(data), soundfont)
         score = dataclasses.replace(clean.score,
                                     pitch_shift=clean.score.pitch_shift + 12 * octave)
         return dataclasses.replace(clean, n_samples=self.samples, score=score)
 
+    def octave_data(self, data: DatasetConfig, octave: int) -> DatasetConfig:
+        """Evaluation clips of ``data``'s primary soundfont, every note moved by ``octave``."""
+        return self.clips(data, data.soundfont, octave)
+
     def soundfont_data(self, data: DatasetConfig, soundfont: str) -> DatasetConfig:
         """Evaluation clips of ``data``'s protocol rendered with ``soundfont`` alone."""
-        return dataclasses.replace(on_soundfont(evaluation_data(data), soundfont),
-                                   n_samples=self.samples)
+        return self.clips(data, soundfont)
 
     def check(self, data: DatasetConfig, n_instruments: int) -> None:
         """Raise :class:`InstrlabError` for a figure no run of ``data`` can render."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import mlflow
 
-from instrlab.config import ExperimentConfig, evaluation_data, octave_label, on_soundfont
+from instrlab.config import EvalConfig, ExperimentConfig, octave_label
 from instrlab.console import console
 from instrlab.errors import InstrlabError
 from instrlab.folds.config import FoldsConfig
@@ -74,15 +74,6 @@ def fold_data(cfg: ExperimentConfig, fold: Fold) -> Any:
                                soundfont_exclude=fold.exclude)
 
 
-def held_out_data(cfg: ExperimentConfig, soundfont: str, n_samples: int, octave: int = 0
-                  ) -> Any:
-    """Clean evaluation clips (seed 1) of the protocol rendered with one soundfont, every
-    note moved by ``octave`` octaves (the same scores and labels)."""
-    data = on_soundfont(evaluation_data(cfg.data), soundfont)
-    return dataclasses.replace(data, n_samples=n_samples,
-                               score=dataclasses.replace(data.score, pitch_shift=12 * octave))
-
-
 def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, workers: int,
              progress: bool) -> dict[str, dict[str, float]]:
     """Train on the fold's data and score each held-out soundfont, in nested runs."""
@@ -103,7 +94,8 @@ def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, worke
                 with start_run(run_name=f"evaluate fold {fold.name} on {where}", nested=True):
                     mlflow.set_tag(TAG_FOLD, fold.name)
                     m = evaluate_logged_model(
-                        uri, held_out_data(cfg, sf, folds_cfg.eval_samples, octave),
+                        uri, EvalConfig(samples=folds_cfg.eval_samples).clips(
+                            cfg.data, sf, octave),
                         workers=workers, progress=progress, loaded=loaded)
                 if octave:
                     shifted[f"heldout_macro_f1/{Path(sf).stem}/{octave_label(octave)}"] = (
