@@ -103,6 +103,9 @@ def test_two_fold_benchmark_end_to_end(tmp_path: Path) -> None:
              if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert set(folds) == {"TimGM6mb", "FluidR3_GM"}
     m = parent.data.metrics
+    p = parent.data.params
+    assert "folds.eval_samples" in p and "data.n_samples" in p
+    assert not [k for k in p if k.startswith("eval.")]  # main's held-out settings: unused here
     for name in ("TimGM6mb", "FluidR3_GM"):
         fold = folds[name].data.metrics
         assert m[f"heldout_macro_f1/{name}"] == fold["heldout_macro_f1"]

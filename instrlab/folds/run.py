@@ -174,7 +174,9 @@ def run_folds(cfg: ExperimentConfig, folds_cfg: FoldsConfig, *, workers: int = 0
         mlflow.log_params({"folds.soundfonts": " ".join(folds_cfg.soundfonts),
                            "folds.hold_out": " ".join(folds_cfg.hold_out),
                            "folds.eval_samples": folds_cfg.eval_samples,
-                           **cfg.flat_params()})
+                           # the folds score with their own settings, not main's eval.*
+                           **{k: v for k, v in cfg.flat_params().items()
+                              if not k.startswith("eval.")}})
         mlflow.log_text(json.dumps([dataclasses.asdict(f) for f in folds], indent=1),
                         "folds/plan.json")
         results = {f.name: run_fold(cfg, folds_cfg, f, workers=workers, progress=progress)
