@@ -242,6 +242,8 @@ def test_devices_training_rejects(device: str) -> None:
     ({"width": -4}, r"rejected its parameters \(width=-4\): RuntimeError"),
     ({"dropout": 2}, r"rejected its parameters \(dropout=2\): ValueError"),
     ({"width": 0}, r"\(width=0\) cannot take features of shape"),
+    ({"n_blocks": -1}, r"mel_cnn needs n_blocks >= 1, got -1"),
+    ({"n_blocks": 0}, r"mel_cnn needs n_blocks >= 1, got 0"),
 ])
 def test_build_model_errors_are_one_line(params: dict, message: str,
                                          recwarn: pytest.WarningsRecorder) -> None:

@@ -107,6 +107,9 @@ def mel_cnn(
             f"mel_cnn needs (bins, frames) features, got shape {shape}; use logmel features"
         )
     n_bins, n_frames = shape
+    if n_blocks < 1:  # torch would build a model without blocks and say nothing
+        raise InstrlabError(f"mel_cnn needs n_blocks >= 1, got {n_blocks}; fix --model-param "
+                            "n_blocks")
     min_frames = stem_stride * 2**n_blocks + max(stem_stride, kernel_size)
     if n_frames < min_frames:
         raise InstrlabError(
