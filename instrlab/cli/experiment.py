@@ -79,10 +79,14 @@ def check_experiment(cfg: ExperimentConfig, register_as: str | None = None,
         cfg.eval.check(cfg.data, n_classes)
     if register_as is not None:
         from mlflow.exceptions import MlflowException
-        from mlflow.utils.validation import _validate_model_name
 
+        try:  # MLflow's own rule, checked before any work; private, so it may move
+            from mlflow.utils.validation import _validate_model_name
+        except ImportError:  # then registering after training names the problem
+            _validate_model_name = None
         try:
-            _validate_model_name(register_as)
+            if _validate_model_name is not None:
+                _validate_model_name(register_as)
         except MlflowException as exc:
             raise InstrlabError(f"--register-model {register_as!r}: "
                                 f"{first_line(exc).rstrip('.')}; pick another name") from None
