@@ -74,6 +74,17 @@ def test_shift_moves_bins_and_fills_with_the_floor() -> None:
     assert out[1, :, 1].tolist() == [2.0, 3.0, 4.0, -80.0, -80.0]
 
 
+def test_shift_matches_a_gather_over_every_bin_including_shifts_past_the_edge() -> None:
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(40, 6, 3, generator=gen)
+    shifts = torch.randint(-8, 9, (40,), generator=gen)
+    src = torch.arange(6)[None, :] - shifts[:, None]  # output bin b reads input bin b - s
+    valid = ((src >= 0) & (src < 6))[:, :, None].expand_as(x)
+    expected = torch.gather(x, 1, src.clamp(0, 5)[:, :, None].expand_as(x))
+    expected = torch.where(valid, expected, torch.full_like(x, -80.0))
+    assert shifts.abs().max() > 6 and torch.equal(shift_spectra(x, shifts, -80.0), expected)
+
+
 def test_four_dim_batches_keep_their_shape() -> None:
     x, y = batch()
     xo, _ = augment_batch(x[:, None], y, ALL, torch.Generator().manual_seed(0))
