@@ -37,7 +37,7 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
 
 
 def variants(default: SpecAugmentConfig) -> dict[str, SpecAugmentConfig]:
-    """The default and each of its active parts alone."""
+    """The default, the default without its spectrum shift, and each active part alone."""
     off = SpecAugmentConfig(eq_db=0.0, freq_masks=0, time_masks=0, mixup_prob=0.0, shift_bins=0)
     parts = {
         "eq": {"eq_db": default.eq_db, "eq_knots": default.eq_knots},
@@ -45,7 +45,9 @@ def variants(default: SpecAugmentConfig) -> dict[str, SpecAugmentConfig]:
         "mixup": {"mixup_prob": default.mixup_prob},
         "shift": {"shift_bins": default.shift_bins},
     }
-    return {"default": default, **{k: dataclasses.replace(off, **v) for k, v in parts.items()}}
+    alone = {k: dataclasses.replace(off, **v) for k, v in parts.items()}
+    return {"default": default, "default without shift": dataclasses.replace(default, shift_bins=0),
+            **alone}
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ def test_main_mlflow_run_and_the_python_api_resolve_the_same_config() -> None:
     assert mlflow_run_config("folds") == api
     assert mlflow_run_config("generate").data == api.data
     # the defaults are the robust pipeline's, not the seed's plain protocol
-    assert api.train.epochs == 36 and api.train.tune_thresholds and api.train.min_labels == 1
+    assert api.train.epochs == 32 and api.train.tune_thresholds and api.train.min_labels == 1
     assert api.train.spec_augment.active and api.data.augment.active
 
 
