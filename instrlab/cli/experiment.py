@@ -83,13 +83,13 @@ def check_experiment(cfg: ExperimentConfig, register_as: str | None = None,
         try:  # MLflow's own rule, checked before any work; private, so it may move
             from mlflow.utils.validation import _validate_model_name
         except ImportError:  # then registering after training names the problem
-            _validate_model_name = None
-        try:
-            if _validate_model_name is not None:
+            pass
+        else:
+            try:
                 _validate_model_name(register_as)
-        except MlflowException as exc:
-            raise InstrlabError(f"--register-model {register_as!r}: "
-                                f"{first_line(exc).rstrip('.')}; pick another name") from None
+            except MlflowException as exc:
+                raise InstrlabError(f"--register-model {register_as!r}: "
+                                    f"{first_line(exc).rstrip('.')}; pick another name") from None
     data = cfg.data
     try:
         shape = get_extractor(data.features, sample_rate=data.sample_rate,
