@@ -1,7 +1,8 @@
 """Cost of the batch augmentations per training batch, against the model's own step.
 
 Times :func:`instrlab.training.batch_augment.augment_batch` with the default
-``SpecAugmentConfig`` (``TrainConfig().spec_augment``), with each of its parts alone, and
+``SpecAugmentConfig`` (``TrainConfig().spec_augment``), the default without its spectrum
+shift, each of its parts alone, and
 one training step of the default model, in one process on the same batch shape, so the
 figures compare as ratios on a noisy machine.
 

@@ -41,7 +41,8 @@ def shift_spectra(x: torch.Tensor, shifts: torch.Tensor, fill: float) -> torch.T
     """Move clip i of ``x`` (B, bins, frames) up by ``shifts[i]`` bins (down if negative)."""
     n_bins = x.shape[1]
     out = torch.full_like(x, fill)
-    # one slice copy per clip: a batch-sized gather index cost 5x as much (bench_batch_augment)
+    # one slice copy per clip: a batch-sized gather index took about 3x as long (6.0 against
+    # 1.9 ms for a batch of 64 x 128 x 431 on 2 threads)
     for i, s in enumerate(shifts.tolist()):
         if s >= 0:
             out[i, s:] = x[i, : max(n_bins - s, 0)]
