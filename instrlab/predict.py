@@ -165,6 +165,11 @@ def _strings(v: Any, n: int | None = None) -> bool:
             and all(isinstance(s, str) for s in v))
 
 
+def _shifts(v: Any) -> bool:
+    return (isinstance(v, list) and all(_is_int(s) and -32 <= s <= 32 for s in v)
+            and len(set(v)) == len(v))
+
+
 def check_meta(meta: Any) -> str | None:
     """What is wrong with a model's metadata, or None: keys, types, lengths, ranges."""
     if not isinstance(meta, dict):
@@ -183,9 +188,11 @@ def check_meta(meta: Any) -> str | None:
         ("input_shape", True, "a list of positive integers, 10 million values at most",
          lambda v: isinstance(v, list) and bool(v) and all(_is_int(d) and d > 0 for d in v)
          and math.prod(v) <= 10_000_000),
-        ("model", True, 'an object {"name": string, "params": object}',
-         lambda v: isinstance(v, dict) and set(v) == {"name", "params"}
-         and isinstance(v["name"], str) and isinstance(v["params"], dict)),
+        ("model", True, 'an object {"name": string, "params": object, "tta_shifts": '
+         'list of distinct integers in -32..32 (optional)}',
+         lambda v: isinstance(v, dict) and {"name", "params"} <= set(v)
+         <= {"name", "params", "tta_shifts"} and isinstance(v["name"], str)
+         and isinstance(v["params"], dict) and _shifts(v.get("tta_shifts", []))),
         ("thresholds", True, f"a list of {n} numbers",
          lambda v: isinstance(v, list) and len(v) == n and all(_is_number(t) for t in v)),
         ("min_labels", False, f"an integer from 0 to {n}", lambda v: _is_int(v) and 0 <= v <= n),
@@ -206,7 +213,8 @@ def rebuild(meta: dict[str, Any], state: dict[str, Any], ref: str) -> Any:
 
     from instrlab.models.factory import ModelConfig, build_model
 
-    cfg = ModelConfig(**meta["model"])
+    # models saved before tta_shifts existed predict from the input alone, whatever the default
+    cfg = ModelConfig(**{"tta_shifts": (), **meta["model"]})
     try:
         with torch.random.fork_rng(devices=[]):  # initial weights: leave the caller's RNG be
             model = build_model(cfg, tuple(meta["input_shape"]), len(meta["instrument_names"]))

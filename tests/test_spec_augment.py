@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from instrlab.errors import InstrlabError
+from instrlab.features.shift import shift_spectra
 from instrlab.training import TrainConfig
-from instrlab.training.batch_augment import SpecAugmentConfig, augment_batch, mix_db, shift_spectra
+from instrlab.training.batch_augment import SpecAugmentConfig, augment_batch, mix_db
 
 ALL = SpecAugmentConfig(eq_db=10, freq_masks=2, time_masks=2, mixup_prob=0.5)
 

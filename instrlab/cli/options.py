@@ -97,6 +97,9 @@ MODEL = (
         "--features seed_image)", "NAME"),
     Opt("--model-param", "model.params", "keyword argument for the model factory "
         "(repeatable)", "KEY=VALUE", append=True),
+    Opt("--tta-shifts", "model.tta_shifts", "predict from the mean logits over the spectrum "
+        "moved by each of these mel bins, e.g. -4 -2 0 2 4 for a model trained with "
+        "--spec-shift-bins 4 (none: the input alone)", "N", nargs="+", words=True),
 )
 
 TRAINING = (

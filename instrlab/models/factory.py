@@ -19,6 +19,18 @@ class ModelConfig:
 
     name: str = "mel_cnn"
     params: dict[str, Any] = field(default_factory=dict)
+    tta_shifts: tuple[int, ...] = ()
+    """Predict with the mean logits over the input's spectrum moved by each of these mel
+    bins (:class:`instrlab.models.tta.ShiftAveraged`); () predicts from the input alone."""
+
+    def __post_init__(self) -> None:
+        shifts = self.tta_shifts
+        if (not isinstance(shifts, (list, tuple))
+                or not all(isinstance(s, int) and not isinstance(s, bool) and -32 <= s <= 32
+                           for s in shifts) or len(set(shifts)) != len(shifts)):
+            raise InstrlabError(f"model tta_shifts must be distinct whole bins in -32..32, got "
+                                f"{shifts!r}; e.g. --tta-shifts -4 -2 0 2 4, or none")
+        self.tta_shifts = tuple(shifts)
 
 
 def _params_text(cfg: ModelConfig) -> str:
@@ -46,6 +58,10 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) 
                 f"{type(exc).__name__}: {first_line(exc, 160)}; fix the model's parameters "
                 "(--model-param)"
             ) from exc
+        if cfg.tta_shifts:
+            from instrlab.models.tta import ShiftAveraged
+
+            model = ShiftAveraged(model, cfg.tta_shifts)
         try:
             with torch.no_grad():
                 model.eval()

@@ -143,7 +143,7 @@ class SearchSpace:
         if part["data"]:
             data = dataclasses.replace(data, feature_params={**data.feature_params,
                                                              **part["data"]})
-        model = ModelConfig(model.name, {**model.params, **part["model"]})
+        model = dataclasses.replace(model, params={**model.params, **part["model"]})
         train = dataclasses.replace(train, **part["train"])
         return data, model, train
 
@@ -215,7 +215,7 @@ class SearchSpace:
         n_classes = len(get_instrument_set(data.instruments).names)
         for p in self.by_target("model"):
             for v in p.edge_values():
-                cfg = ModelConfig(model.name, {**model.params, p.name: v})
+                cfg = dataclasses.replace(model, params={**model.params, p.name: v})
                 for shape in dict.fromkeys(shapes):
                     try:
                         build_model(cfg, shape, n_classes)
