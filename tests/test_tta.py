@@ -98,3 +98,26 @@ def test_training_with_shifts_predicts_with_them(tmp_path, capsys) -> None:
         np.testing.assert_allclose(served.to_numpy(), own.numpy(), atol=1e-6)
     finally:
         mp.undo()
+
+
+def test_fit_validates_by_one_pass_and_tunes_thresholds_on_the_averaged_predictions() -> None:
+    from instrlab.training import TrainConfig, fit
+    from instrlab.training.loop import predict_proba
+    from instrlab.training.metrics import tune_thresholds
+
+    gen = np.random.default_rng(0)
+    feats = gen.uniform(-80, 0, (48, *SHAPE)).astype(np.float16)
+    labels = (gen.random((48, N)) < 0.4).astype(np.uint8)
+    train, val = np.arange(32), np.arange(32, 48)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("mel_cnn", SMALL, (-2, 0, 2)), SHAPE, N)
+    calls = []
+    forward = model.forward
+    model.forward = lambda x: calls.append(len(x)) or forward(x)  # averaged passes only
+    result = fit(model, feats, labels, train, val,
+                 TrainConfig(epochs=2, batch_size=8, num_threads=1), progress=False)
+    # epochs validate by the network alone; the averaged model sees validation once, at the end
+    assert calls.count(len(val)) == 1 and len(result.history) == 2
+    del model.forward
+    want = tune_thresholds(labels[val], predict_proba(model, feats, val))
+    np.testing.assert_allclose(result.thresholds, want)

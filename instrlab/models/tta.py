@@ -19,6 +19,10 @@ class ShiftAveraged(nn.Module):
         self.net, self.shifts = net, tuple(shifts)
         self.n_classes = getattr(net, "n_classes", None)
 
+    def single_pass(self) -> nn.Module:
+        """The network alone: one pass per clip (training validates every epoch by it)."""
+        return self.net
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             return self.net(x)

@@ -176,6 +176,9 @@ def _fit(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay),
         use_buffers=True) if cfg.ema_decay else None)
     judged = ema.module if ema is not None else model  # the weights validated and kept
+    # a model that averages over shifted inputs (ShiftAveraged) is validated each epoch by
+    # one pass, its own network: averaging every epoch would cost one pass per shift
+    one_pass = getattr(judged, "single_pass", lambda: judged)()
     eval_bs = max(cfg.batch_size, 256)
 
     result = TrainResult(min_labels=cfg.min_labels)
@@ -224,7 +227,7 @@ def _fit(
                     "lower the learning rate"
                 )
             val_loss, val_probs = _evaluate(
-                judged, features, labels, val_idx, loss_fn, device, eval_bs
+                one_pass, features, labels, val_idx, loss_fn, device, eval_bs
             )
             f1 = macro_f1(labels[val_idx], binarize(val_probs, cfg.threshold, cfg.min_labels))
             metrics = {
@@ -251,6 +254,9 @@ def _fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     n_classes = labels.shape[1]
+    if cfg.tune_thresholds and best_val_probs is not None and one_pass is not judged:
+        # thresholds fit the predictions the model will make: averaged over its shifts
+        _, best_val_probs = _evaluate(model, features, labels, val_idx, loss_fn, device, eval_bs)
     if cfg.tune_thresholds and best_val_probs is not None:
         result.thresholds = tune_thresholds(labels[val_idx], best_val_probs)
     else:
