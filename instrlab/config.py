@@ -114,12 +114,17 @@ class EvalConfig:
                 raise InstrlabError(f"--heldout-soundfont: {exc}") from None
 
 
+TTA_SHIFTS = (-4, -2, 0, 2, 4)
+"""The default model predicts from its input moved by these mel bins, the range its
+training shifts (``SpecAugmentConfig.shift_bins``) cover: held-out families +0.01..0.04."""
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Dataset, model, training and held-out figures: everything one ``main`` run decides."""
 
     data: DatasetConfig = field(default_factory=DatasetConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(tta_shifts=TTA_SHIFTS))
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -138,7 +143,7 @@ def _plain() -> dict[str, Any]:
     """The seed's protocol with instrlab's model and schedule: FluidR3 alone, pitches
     60..72, no robustness options."""
     return {"data.extra_soundfonts": (), "data.soundfont_per": "sample",
-            "data.score.register_share": 0.0, "model.name": "mel_cnn",
+            "data.score.register_share": 0.0, "model.name": "mel_cnn", "model.tta_shifts": (),
             "data.augment": AugmentConfig(), "train.spec_augment": SpecAugmentConfig(),
             "train.epochs": 20, "train.tune_thresholds": False, "train.min_labels": 0}
 

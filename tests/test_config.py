@@ -21,6 +21,7 @@ from instrlab.cli import build_parser, entry_point_argv, resolve_config
 from instrlab.config import EvalConfig, ExperimentConfig, evaluation_data, preset
 from instrlab.dataset.config import DatasetConfig
 from instrlab.errors import InstrlabError
+from instrlab.models.factory import ModelConfig
 from instrlab.scores import ScoreConfig
 from instrlab.synth.augment import AugmentConfig
 from instrlab.training.config import SpecAugmentConfig, TrainConfig
@@ -62,6 +63,8 @@ def test_main_mlflow_run_and_the_python_api_resolve_the_same_config() -> None:
     # the defaults are the robust pipeline's, not the seed's plain protocol
     assert api.train.epochs == 32 and api.train.tune_thresholds and api.train.min_labels == 1
     assert api.train.spec_augment.active and api.data.augment.active
+    assert api.model.tta_shifts == (-4, -2, 0, 2, 4) and preset("plain").model.tta_shifts == ()
+    assert preset("seed").model == ModelConfig("seed_cnn")
 
 
 def test_a_changed_dataclass_default_reaches_all_three(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,7 +89,7 @@ def test_presets_are_named_changes_of_the_defaults() -> None:
     assert plain.data.augment == AugmentConfig() and not plain.train.spec_augment.active
     assert (plain.train.epochs, plain.train.tune_thresholds, plain.train.min_labels) == (
         20, False, 0)
-    assert plain.model == ExperimentConfig().model  # mel_cnn
+    assert plain.model == ModelConfig("mel_cnn")  # the default model, predicting from its input
     for protocol in (plain.data, seed.data):  # the seed's: FluidR3 alone, pitches 60..72
         assert (protocol.soundfont, protocol.extra_soundfonts, protocol.score) == (
             None, (), ScoreConfig())
