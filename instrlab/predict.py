@@ -24,6 +24,7 @@ from instrlab.audio import (
     windows,
 )
 from instrlab.errors import InstrlabError, first_line
+from instrlab.models.factory import valid_shifts
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # two letters at least: C:/ is a path
@@ -165,11 +166,6 @@ def _strings(v: Any, n: int | None = None) -> bool:
             and all(isinstance(s, str) for s in v))
 
 
-def _shifts(v: Any) -> bool:
-    return (isinstance(v, list) and all(_is_int(s) and -32 <= s <= 32 for s in v)
-            and len(set(v)) == len(v))
-
-
 def check_meta(meta: Any) -> str | None:
     """What is wrong with a model's metadata, or None: keys, types, lengths, ranges."""
     if not isinstance(meta, dict):
@@ -192,7 +188,7 @@ def check_meta(meta: Any) -> str | None:
          'list of distinct integers in -32..32 (optional)}',
          lambda v: isinstance(v, dict) and {"name", "params"} <= set(v)
          <= {"name", "params", "tta_shifts"} and isinstance(v["name"], str)
-         and isinstance(v["params"], dict) and _shifts(v.get("tta_shifts", []))),
+         and isinstance(v["params"], dict) and valid_shifts(v.get("tta_shifts", []))),
         ("thresholds", True, f"a list of {n} numbers",
          lambda v: isinstance(v, list) and len(v) == n and all(_is_number(t) for t in v)),
         ("min_labels", False, f"an integer from 0 to {n}", lambda v: _is_int(v) and 0 <= v <= n),

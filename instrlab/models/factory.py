@@ -24,13 +24,18 @@ class ModelConfig:
     bins (:class:`instrlab.models.tta.ShiftAveraged`); () predicts from the input alone."""
 
     def __post_init__(self) -> None:
-        shifts = self.tta_shifts
-        if (not isinstance(shifts, (list, tuple))
-                or not all(isinstance(s, int) and not isinstance(s, bool) and -32 <= s <= 32
-                           for s in shifts) or len(set(shifts)) != len(shifts)):
+        if not valid_shifts(self.tta_shifts):
             raise InstrlabError(f"model tta_shifts must be distinct whole bins in -32..32, got "
-                                f"{shifts!r}; e.g. --tta-shifts -4 -2 0 2 4, or none")
-        self.tta_shifts = tuple(shifts)
+                                f"{self.tta_shifts!r}; e.g. --tta-shifts -4 -2 0 2 4, or none")
+        self.tta_shifts = tuple(self.tta_shifts)
+
+
+def valid_shifts(shifts: Any) -> bool:
+    """Whether ``shifts`` can be a ``tta_shifts``: a list or tuple of distinct whole bins in
+    -32..32 (a config's, or a saved model's metadata)."""
+    return (isinstance(shifts, (list, tuple))
+            and all(isinstance(s, int) and not isinstance(s, bool) and -32 <= s <= 32
+                    for s in shifts) and len(set(shifts)) == len(shifts))
 
 
 def _params_text(cfg: ModelConfig) -> str:
