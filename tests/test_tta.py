@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import tracked_store
-from test_model_safety import TINY
+from test_model_safety import TINY, one_error_line
 
 from instrlab.cli import main
 from instrlab.errors import InstrlabError
@@ -73,6 +73,17 @@ def test_crafted_shifts_in_a_model_are_rejected(shifts: object) -> None:
     assert check_meta(meta) is not None and check_meta(meta).startswith("model must be")
     meta["model"]["tta_shifts"] = [-1, 0, 1]
     assert check_meta(meta) is None
+
+
+@pytest.mark.parametrize(("words", "message"), [
+    (["99"], "tta_shifts must be distinct whole bins in -32..32"),
+    (["1", "1"], "tta_shifts must be distinct whole bins"),
+    (["x"], "'x' is not a valid"),
+])
+def test_bad_tta_shifts_on_the_command_line_are_one_line(
+        words: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", *TINY, "--tta-shifts", *words]) == 2
+    one_error_line(capsys.readouterr().err, message)
 
 
 @pytest.mark.parametrize("shifts", [(40,), (0, 0)])
