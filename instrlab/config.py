@@ -30,6 +30,7 @@ from instrlab.dataset.config import DatasetConfig
 from instrlab.errors import InstrlabError
 from instrlab.models.factory import ModelConfig
 from instrlab.params import flat_params
+from instrlab.scores import SEED_GENERATORS
 from instrlab.synth.augment import AugmentConfig
 from instrlab.training.config import SpecAugmentConfig, TrainConfig
 
@@ -179,7 +180,8 @@ def evaluation_data(data: DatasetConfig) -> DatasetConfig:
     training."""
     return dataclasses.replace(data, seed=EVAL_SEED if data.seed != EVAL_SEED else 0,
                                augment=AugmentConfig(),
-                               score=dataclasses.replace(data.score, register_share=0.0))
+                               score=dataclasses.replace(data.score, register_share=0.0,
+                                                         generators=SEED_GENERATORS))
 
 
 # ---------------------------------------------------------------- overrides
@@ -274,6 +276,8 @@ def _coerce(value: Any, hint: Any) -> Any:
             items = [items]
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_coerce(v, args[0]) for v in items)
+        if len(args) == 2 and len(items) == 1 and "=" in str(items[0]):  # NAME=WEIGHT
+            items = str(items[0]).split("=", 1)
         if len(items) != len(args):
             raise ValueError(f"expected {len(args)} values")
         return tuple(_coerce(v, a) for v, a in zip(items, args))

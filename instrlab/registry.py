@@ -152,10 +152,15 @@ features: Registry[Callable[..., Any]] = Registry(
     "feature extractor", ("instrlab.features.logmel", "instrlab.features.seed_image"))
 models: Registry[Callable[..., Any]] = Registry(
     "model", ("instrlab.models.mel_cnn", "instrlab.models.seed_cnn"))
+score_generators: Registry[Callable[..., Any]] = Registry(
+    "score generator", ("instrlab.scores.seed_random", "instrlab.scores.melody",
+                        "instrlab.scores.chords", "instrlab.scores.sustained",
+                        "instrlab.scores.ensemble"))
 
 ALL: dict[str, Registry[Any]] = {
     "instruments": instrument_sets,
     "synths": synths,
     "features": features,
     "models": models,
+    "scores": score_generators,
 }

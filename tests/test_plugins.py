@@ -18,7 +18,7 @@ from instrlab.errors import InstrlabError, PluginError
 from instrlab.instruments import get_instrument_set
 from instrlab.registry import features, instrument_sets
 from instrlab.reports import registry_table
-from instrlab.scores import Note
+from instrlab.scores import Note, ScoreConfig, generate_score
 from instrlab.synth.mixing import active_rms_db
 
 PROJECT_PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
@@ -315,6 +315,25 @@ def test_project_example_plugins(isolated: Path, monkeypatch: pytest.MonkeyPatch
     gm16 = get_instrument_set("gm16")
     assert [i.program for i in gm16.instruments] == list(range(0, 128, 8))
     assert len(set(gm16.names)) == 16
+    assert table_rows("scores")["scales"] == f"plugin file {PROJECT_PLUGINS / 'scales.py'}"
+
+
+def test_project_example_score_generator(isolated: Path, monkeypatch: pytest.MonkeyPatch,
+                                         seed12) -> None:  # noqa: ANN001
+    """The example generator plays scale runs inside each instrument's range, every drawn
+    instrument sounding, the same notes for the same seed."""
+    monkeypatch.setenv("INSTRLAB_PLUGINS", str(PROJECT_PLUGINS))
+    cfg = ScoreConfig(generators=(("scales", 1.0),), register_share=0.5)
+    for i in range(50):
+        score = generate_score(seed12, cfg, 0, i)
+        assert score == generate_score(seed12, cfg, 0, i)
+        for inst in score.instruments:
+            ns = score.notes_of(inst)
+            assert len(ns) >= 2
+            spec = seed12.instruments[inst]
+            assert all(spec.wide_range[0] <= n.pitch <= spec.wide_range[1] for n in ns)
+            steps = {abs(b.pitch - a.pitch) for a, b in zip(ns, ns[1:])}
+            assert steps <= {0, 1, 2}, steps
 
 
 @pytest.mark.parametrize("set_name", ["brass6", "gm16"])

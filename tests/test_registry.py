@@ -104,9 +104,11 @@ def test_registering_from_nests_and_restores(reg: Registry) -> None:
     assert [reg.entry(n).source for n in "abcd"] == ["inner", "outer", "outer", BUILTIN]
 
 
-def test_four_registries_hold_the_built_ins() -> None:
-    assert set(ALL) == {"instruments", "synths", "features", "models"}
+def test_five_registries_hold_the_built_ins() -> None:
+    assert set(ALL) == {"instruments", "synths", "features", "models", "scores"}
     assert "seed12" in ALL["instruments"]
+    assert {"seed_random", "melody", "chords", "sustained", "ensemble"} <= set(
+        ALL["scores"].names())
     assert "fluidsynth" in ALL["synths"]
     assert {"logmel", "seed_image"} <= set(ALL["features"].names())
     for name in ("seed12",):

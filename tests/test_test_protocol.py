@@ -81,3 +81,22 @@ def test_config_round_trip_keeps_the_new_fields() -> None:
     cfg = config(test_protocol=False)
     again = DatasetConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg and again.score.register_share == 1.0 and not again.test_protocol
+
+
+def test_test_clips_keep_the_seeds_random_notes_when_training_plays_music(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    from instrlab.instruments import get_instrument_set
+    from instrlab.scores import generate_score
+
+    cfg = config(extra_soundfonts=(), score=ScoreConfig(
+        clip_seconds=1.0, generators=(("melody", 1.0), ("chords", 1.0))))
+    out = tmp_path_factory.mktemp("music")
+    records = open_dataset(generate_dataset(cfg, out=out, workers=1, progress=False)).manifest()
+    test = set(split_indices(40, 3)["test"].tolist())
+    seed12 = get_instrument_set("seed12")
+    seed_cfg = ScoreConfig(clip_seconds=1.0)
+    for r in records:
+        seed_notes = [[seed12.names[n.instrument], n.pitch, n.velocity]
+                      for n in generate_score(seed12, seed_cfg, 3, r["index"]).notes]
+        played = [n[:3] for n in r["notes"]]
+        assert (played == seed_notes) == (r["index"] in test), r["index"]

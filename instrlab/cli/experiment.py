@@ -75,6 +75,7 @@ def check_experiment(cfg: ExperimentConfig, register_as: str | None = None,
     models.get(cfg.model.name)
     n_classes = len(get_instrument_set(cfg.data.instruments))
     cfg.train.check_classes(n_classes)
+    cfg.data.score.validate(n_classes)
     if held_out:
         cfg.eval.check(cfg.data, n_classes)
     if register_as is not None:

@@ -51,6 +51,9 @@ DATASET = (
     Opt("--min-instruments", "data.score.min_instruments", "fewest instruments in a clip", "N"),
     Opt("--max-instruments", "data.score.max_instruments", "most instruments in a clip", "N"),
     Opt("--clip-seconds", "data.score.clip_seconds", "clip length in seconds", "S"),
+    Opt("--score-generators", "data.score.generators", "score generators and their shares of "
+        "the training clips, e.g. seed_random=0.5 melody=0.5 (see `instrlab list`; the test "
+        "split stays seed_random)", "NAME=WEIGHT", nargs="+", words=True),
     Opt("--reverb", "data.reverb", "render with FluidSynth's reverb (slower)", const=True),
     Opt("--chorus", "data.chorus", "render with FluidSynth's chorus (slower)", const=True),
     Opt("--extra-soundfont", "data.extra_soundfonts", "render with this soundfont too "
@@ -174,6 +177,10 @@ def show(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, (tuple, list)) and value and all(
+            isinstance(v, (tuple, list)) and len(v) == 2 and isinstance(v[0], str)
+            for v in value):  # (name, number) pairs, as score generators: NAME=WEIGHT
+        return " ".join(f"{k}={show(v)}" for k, v in value)
     if isinstance(value, (tuple, list)):
         return " ".join(show(v) for v in value) or "none"
     if isinstance(value, dict):

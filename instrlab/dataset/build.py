@@ -53,7 +53,7 @@ from instrlab.dataset.store import split_indices
 from instrlab.errors import InstrlabError
 from instrlab.features import get_extractor
 from instrlab.instruments import InstrumentSet, get_instrument_set
-from instrlab.scores import Score, generate_score, score_to_midi
+from instrlab.scores import SEED_GENERATORS, Score, generate_score, score_to_midi
 from instrlab.synth import get_synth
 from instrlab.synth.augment import (
     AugmentConfig,
@@ -138,8 +138,8 @@ class SampleRenderer:
 
     def score(self, index: int) -> Score:
         cfg = self.cfg.score
-        if cfg.register_share and self.protocol(index):
-            cfg = dataclasses.replace(cfg, register_share=0.0)
+        if self.protocol(index):
+            cfg = dataclasses.replace(cfg, register_share=0.0, generators=SEED_GENERATORS)
         return generate_score(self.iset, cfg, self.cfg.seed, index)
 
     def soundfont_choice(self, score: Score) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ from instrlab.errors import InstrlabError
 from instrlab.instruments import InstrumentSet
 from instrlab.params import flat_params
 from instrlab.registry import check_name
-from instrlab.scores import ScoreConfig
+from instrlab.scores import SEED_GENERATORS, ScoreConfig
 from instrlab.synth.augment import AugmentConfig
 from instrlab.synth.mixing import MixConfig
 
@@ -87,10 +88,10 @@ class DatasetConfig:
     test_protocol: bool = True
     """Clips of the test split are the seed's protocol whatever the training clips are:
     rendered with ``soundfont`` alone (an instrument that ``soundfont_exclude`` bars from
-    it: with the first soundfont it may use), notes in each instrument's
-    ``pitch_range`` (``score.register_share`` 0) and, through ``AugmentConfig.train_only``,
-    clean. So a model trained on several soundfonts and wide registers still reports its
-    test figure on the seed's protocol."""
+    it: with the first soundfont it may use), the seed's random notes (``seed_random``) in
+    each instrument's ``pitch_range`` (``score.register_share`` 0) and, through
+    ``AugmentConfig.train_only``, clean. So a model trained on several soundfonts, wide
+    registers and music still reports its test figure on the seed's protocol."""
 
     def __post_init__(self) -> None:
         for key in ("instruments", "features", "synth"):  # they name cache directories
@@ -131,6 +132,8 @@ class DatasetConfig:
             kw["score"] = ScoreConfig(**{
                 k: tuple(v) if isinstance(v, list) else v for k, v in kw["score"].items()
             })
+            kw["score"] = dataclasses.replace(kw["score"], generators=tuple(
+                (str(n), float(w)) for n, w in kw["score"].generators))
         if isinstance(kw.get("mix"), dict):
             kw["mix"] = MixConfig(**kw["mix"])
         if isinstance(kw.get("augment"), dict):
@@ -184,12 +187,14 @@ def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
         names = [cfg.soundfont, *cfg.extra_soundfonts]  # older datasets keep their names
         config["soundfont_exclude"] = sorted([i, names.index(s)] for i, s in cfg.soundfont_exclude)
     # settings that change nothing are absent, so older datasets keep their names
+    if cfg.score.generators == SEED_GENERATORS:
+        del config["score"]["generators"]
     if not cfg.score.register_share:
         del config["score"]["register_share"]
         instrument_set = {**instrument_set, "instruments": [
             {k: v for k, v in inst.items() if k != "register"}
             for inst in instrument_set["instruments"]]}
-        if not cfg.extra_soundfonts:
+        if not cfg.extra_soundfonts and "generators" not in config["score"]:
             del config["test_protocol"]
     return {
         "config": config,
