@@ -65,6 +65,10 @@ class EvalConfig:
     training such as "TimGM6mb.sf2"): one figure each."""
     samples: int = 500
     """Clips per figure; 0 switches the held-out figures off."""
+    music: str | None = "corpus"
+    """Also score real music: clips of this evaluation score generator (``corpus``: string
+    quartets from music21's bundled corpus, never trained on) on the primary soundfont and
+    on each of ``soundfonts``; none: no such figure."""
 
     def __post_init__(self) -> None:
         if any(o == 0 or not -3 <= o <= 3 for o in self.octaves):
@@ -81,16 +85,23 @@ class EvalConfig:
     @property
     def active(self) -> bool:
         """Whether a run logs any held-out figure."""
-        return bool(self.samples and (self.octaves or self.soundfonts))
+        return bool(self.samples and (self.octaves or self.soundfonts or self.music))
 
-    def clips(self, data: DatasetConfig, soundfont: str | None, octave: int = 0
-              ) -> DatasetConfig:
+    def clips(self, data: DatasetConfig, soundfont: str | None, octave: int = 0,
+              music: str | None = None) -> DatasetConfig:
         """``samples`` evaluation clips of ``data``'s protocol rendered with ``soundfont``
-        alone, every note moved by ``octave`` octaves (the same scores and labels)."""
+        alone, every note moved by ``octave`` octaves (the same scores and labels); with
+        ``music`` (a score generator) its clips instead of the protocol's random notes."""
         clean = on_soundfont(evaluation_data(data), soundfont)
         score = dataclasses.replace(clean.score,
                                     pitch_shift=clean.score.pitch_shift + 12 * octave)
+        if music:
+            score = dataclasses.replace(score, generators=((music, 1.0),))
         return dataclasses.replace(clean, n_samples=self.samples, score=score)
+
+    def music_data(self, data: DatasetConfig, soundfont: str | None) -> DatasetConfig:
+        """Evaluation clips of real music (``music``) rendered with ``soundfont`` alone."""
+        return self.clips(data, soundfont, music=self.music)
 
     def octave_data(self, data: DatasetConfig, octave: int) -> DatasetConfig:
         """Evaluation clips of ``data``'s primary soundfont, every note moved by ``octave``."""
@@ -108,6 +119,11 @@ class EvalConfig:
             return
         for octave in self.octaves:
             self.octave_data(data, octave).score.validate(n_instruments)
+        if self.music:
+            try:
+                self.music_data(data, data.soundfont).score.validate(n_instruments)
+            except InstrlabError as exc:
+                raise InstrlabError(f"--heldout-music: {exc}") from None
         for soundfont in self.soundfonts:
             try:
                 find_soundfont(soundfont)
@@ -175,11 +191,12 @@ EVAL_SEED = 1  # the evaluation clips' scores; training data uses seed 0 by defa
 
 
 def evaluation_data(data: DatasetConfig) -> DatasetConfig:
-    """Evaluation clips: clean, notes in each instrument's protocol ``pitch_range``, and seed
-    1 (0 when the training data's seed is 1), so that no clip's notes were heard in
-    training."""
+    """Evaluation clips: clean, the seed's random notes in each instrument's protocol
+    ``pitch_range``, and seed 1 (0 when the training data's seed is 1), so that no clip's
+    notes were heard in training. Every clip is scored, so none is set apart as a test split
+    of the protocol (``test_protocol`` off: a clip of another generator stays one)."""
     return dataclasses.replace(data, seed=EVAL_SEED if data.seed != EVAL_SEED else 0,
-                               augment=AugmentConfig(),
+                               augment=AugmentConfig(), test_protocol=False,
                                score=dataclasses.replace(data.score, register_share=0.0,
                                                          generators=SEED_GENERATORS))
 

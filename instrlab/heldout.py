@@ -17,13 +17,15 @@ from instrlab.predict import load_model
 from instrlab.tracking.runs import start_run
 
 TAG_HELDOUT = "instrlab.heldout"
+MUSIC = "music"  # the real-music figures' name in metric keys
 
 
 def evaluate_held_out(model_uri: str, data: DatasetConfig, cfg: EvalConfig, *,
                       workers: int = 0, progress: bool = True) -> dict[str, float]:
     """Score the model at ``model_uri`` (trained on ``data``) on every figure of ``cfg``.
 
-    Logs ``heldout_macro_f1_octave_*``, ``heldout_macro_f1/<stem>`` and
+    Logs ``heldout_macro_f1_octave_*``, ``heldout_macro_f1_music``,
+    ``heldout_macro_f1/<stem>``, ``heldout_macro_f1/<stem>/music`` and
     ``heldout_worst_f1/<stem>`` to the active run and returns them.
     """
     loaded = load_model(model_uri)
@@ -39,12 +41,18 @@ def evaluate_held_out(model_uri: str, data: DatasetConfig, cfg: EvalConfig, *,
         label = octave_label(octave)
         m = score(label, cfg.octave_data(data, octave))
         metrics[f"heldout_macro_f1_{label}"] = m["test_macro_f1"]
+    if cfg.music:
+        m = score(MUSIC, cfg.music_data(data, data.soundfont))
+        metrics[f"heldout_macro_f1_{MUSIC}"] = m["test_macro_f1"]
     for soundfont in cfg.soundfonts:
         stem = soundfont_stem(soundfont)
         m = score(stem, cfg.soundfont_data(data, soundfont))
         metrics[f"heldout_macro_f1/{stem}"] = m["test_macro_f1"]
         metrics[f"heldout_worst_f1/{stem}"] = min(v for k, v in m.items()
                                                   if k.startswith("test_f1/"))
+        if cfg.music:
+            m = score(f"{stem}, {MUSIC}", cfg.music_data(data, soundfont))
+            metrics[f"heldout_macro_f1/{stem}/{MUSIC}"] = m["test_macro_f1"]
     mlflow.log_metrics(metrics)
     return metrics
 

@@ -22,6 +22,7 @@ from instrlab.errors import InstrlabError
 from instrlab.models.factory import ModelConfig, build_model
 from instrlab.params import flat_params
 from instrlab.predict import MODEL_META, LoadedModel
+from instrlab.scores import check_trainable
 from instrlab.tracking.runs import (
     TAG_DIGEST,
     TAG_STEP,
@@ -104,6 +105,7 @@ def train_and_evaluate(
     not touched and only validation figures are returned. ``on_epoch`` and ``on_batch`` go
     to :func:`instrlab.training.fit`.
     """
+    check_trainable(ds.config.score)
     names = ds.instrument_names
     splits = ds.split()
     import torch

@@ -155,7 +155,7 @@ models: Registry[Callable[..., Any]] = Registry(
 score_generators: Registry[Callable[..., Any]] = Registry(
     "score generator", ("instrlab.scores.seed_random", "instrlab.scores.melody",
                         "instrlab.scores.chords", "instrlab.scores.sustained",
-                        "instrlab.scores.ensemble"))
+                        "instrlab.scores.ensemble", "instrlab.scores.corpus"))
 
 ALL: dict[str, Registry[Any]] = {
     "instruments": instrument_sets,

@@ -38,6 +38,7 @@ FLOORS=(
   mlflow==3.11.1       # proven; pyfunc.log_model(name=...) needs MLflow 3, older 3.x not tried
   sqlalchemy==1.4.41   # URL.set/render_as_string need 1.4; 1.4.41 = first cp311 wheel
   safetensors==0.4.0   # safetensors.torch save_file/load_file of model weights
+  music21==10.5.1      # the real-music evaluation's corpus; the only release tried
   psutil==5.9.4        # system metrics; the oldest release with a CPython 3.11 wheel
 )
 

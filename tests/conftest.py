@@ -122,6 +122,31 @@ def seed12():  # noqa: ANN201 - InstrumentSet
     return get_instrument_set("seed12")
 
 
+@pytest.fixture(scope="session")
+def corpus_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real-music evaluation's parsed corpus (music21's quartets, about 30 s to parse),
+    built once: copy it into a test's cache with :func:`with_corpus`."""
+    from instrlab.scores.corpus import load_corpus
+
+    root = tmp_path_factory.mktemp("corpus-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("INSTRLAB_CACHE", str(root))
+    try:
+        load_corpus.cache_clear()  # parse here, so the file is written under root
+        load_corpus()
+    finally:
+        mp.undo()
+    return root / "corpus"
+
+
+def with_corpus(corpus: Path, cache: Path) -> Path:
+    """``cache`` (an INSTRLAB_CACHE) holding the parsed corpus of ``corpus_cache``."""
+    import shutil
+
+    shutil.copytree(corpus, cache / "corpus", dirs_exist_ok=True)
+    return cache
+
+
 def tracked_store(root: Path) -> tuple[pytest.MonkeyPatch, str]:
     """Work in ``root`` with its own dataset cache and SQLite MLflow store; returns the
     patch to undo and the tracking URI."""

@@ -158,6 +158,13 @@ def test_held_out_figures_are_set_like_every_other_setting(tmp_path: Path) -> No
     assert mlflow_run_config("main", {"heldout_octaves": "1"}).eval.octaves == (1,)
     assert mlflow_run_config("main", {"heldout_octaves": "none"}).eval.octaves == ()
     assert resolve_config(["main", "--set", "eval.samples=0"]).eval.samples == 0
+    assert ExperimentConfig().eval.music == "corpus"
+    assert resolve_config(["main", "--heldout-music", "none"]).eval.music is None
+    for command in ("main", "train"):
+        cfg = mlflow_run_config(command, {"heldout_music": "none",
+                                          "score_generators": "seed_random=1 melody=0.5"})
+        assert cfg.eval.music is None
+        assert cfg.data.score.generators == (("seed_random", 1.0), ("melody", 0.5))
     toml = tmp_path / "exp.toml"
     toml.write_text('[eval]\noctaves = [-2]\nsoundfonts = ["TimGM6mb.sf2"]\nsamples = 3\n')
     assert resolve_config(["main", "--config", str(toml)]).eval == EvalConfig(

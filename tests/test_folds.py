@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import with_corpus
 
 from instrlab.dataset import DatasetConfig, open_dataset
 from instrlab.errors import InstrlabError
@@ -84,10 +85,10 @@ def test_a_fold_with_nothing_left_to_train_on_is_an_error() -> None:
         plan_folds(seed12(), cfg)
 
 
-def test_two_fold_benchmark_end_to_end(tmp_path: Path) -> None:
+def test_two_fold_benchmark_end_to_end(tmp_path: Path, corpus_cache: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
-           "INSTRLAB_CACHE": str(tmp_path / "cache")}
+           "INSTRLAB_CACHE": str(with_corpus(corpus_cache, tmp_path / "cache"))}
     proc = subprocess.run(
         [sys.executable, "-m", "instrlab.cli", "folds", "--soundfonts", *SOUNDFONTS,
          "--hold-out", "TimGM6mb.sf2+sf_GMbank.sf2", "--hold-out", "FluidR3_GM.sf2",
@@ -117,10 +118,18 @@ def test_two_fold_benchmark_end_to_end(tmp_path: Path) -> None:
     assert "heldout_macro_f1/sf_GMbank" in folds["TimGM6mb"].data.metrics
     evals = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in
              {f.info.run_id for f in folds.values()}]
-    assert len(evals) == 6  # TimGM6mb and sf_GMbank, then FluidR3_GM; each an octave down too
+    assert len(evals) == 9  # TimGM6mb, sf_GMbank, FluidR3_GM; each an octave down, and music
     assert "heldout_macro_f1_octave_down" in folds["FluidR3_GM"].data.metrics
     assert "heldout_macro_f1_octave_down/FluidR3_GM" in m
     assert "heldout_macro_f1/sf_GMbank/octave_down" in folds["TimGM6mb"].data.metrics
+    for name in ("TimGM6mb", "FluidR3_GM"):  # real music on each held-out family
+        fold = folds[name].data.metrics
+        assert fold["heldout_macro_f1_music"] == fold[f"heldout_macro_f1/{name}/music"]
+        assert m[f"heldout_macro_f1_music/{name}"] == fold["heldout_macro_f1_music"]
+    assert "heldout_macro_f1/sf_GMbank/music" in folds["TimGM6mb"].data.metrics
+    music = [r for r in evals if r.info.run_name.endswith(", music")]
+    assert len(music) == 3 and all(
+        r.data.params["data.score.generators"] == "(('corpus', 1.0),)" for r in music)
     client = mlflow.MlflowClient()
     report = json.loads(Path(client.download_artifacts(parent.info.run_id, "folds/report.json",
                                                        str(tmp_path))).read_text())

@@ -20,7 +20,8 @@ TINY = ["--n-samples", "48", "--epochs", "1", "--batch-size", "16", "--preset", 
         "--model-param", "width=8", "--model-param", "n_blocks=2", "--workers", "1",
         "--no-progress"]
 HELDOUT_KEYS = {"heldout_macro_f1_octave_down", "heldout_macro_f1_octave_up",
-                "heldout_macro_f1/TimGM6mb", "heldout_worst_f1/TimGM6mb"}
+                "heldout_macro_f1_music", "heldout_macro_f1/TimGM6mb",
+                "heldout_macro_f1/TimGM6mb/music", "heldout_worst_f1/TimGM6mb"}
 
 
 def test_on_soundfont_renders_with_that_soundfont_alone() -> None:
@@ -80,10 +81,13 @@ def test_main_logs_held_out_figures_as_top_level_metrics(store: dict) -> None:
     children = {r.data.tags["instrlab.heldout"]: r for r in store["runs"]
                 if r.data.tags.get("mlflow.parentRunId") == run.info.run_id
                 and "instrlab.heldout" in r.data.tags}
-    assert set(children) == {"octave_down", "octave_up", "TimGM6mb"}
+    assert set(children) == {"octave_down", "octave_up", "TimGM6mb", "music",
+                             "TimGM6mb, music"}
     for name, key in [("octave_down", "heldout_macro_f1_octave_down"),
                       ("octave_up", "heldout_macro_f1_octave_up"),
-                      ("TimGM6mb", "heldout_macro_f1/TimGM6mb")]:
+                      ("music", "heldout_macro_f1_music"),
+                      ("TimGM6mb", "heldout_macro_f1/TimGM6mb"),
+                      ("TimGM6mb, music", "heldout_macro_f1/TimGM6mb/music")]:
         child = children[name]
         assert child.data.metrics["test_macro_f1"] == m[key]
         assert child.data.tags["instrlab.trained_run_id"] == run.info.run_id
@@ -92,8 +96,16 @@ def test_main_logs_held_out_figures_as_top_level_metrics(store: dict) -> None:
     assert children["octave_down"].data.params["data.score.pitch_shift"] == "-12"
     assert children["octave_up"].data.params["data.score.pitch_shift"] == "12"
     assert children["TimGM6mb"].data.tags["instrlab.soundfont"] == "TimGM6mb.sf2"
+    for name, soundfont in [("music", "FluidR3_GM.sf2"), ("TimGM6mb, music", "TimGM6mb.sf2")]:
+        params = children[name].data.params  # every clip real music: no protocol test split
+        assert params["data.score.generators"] == "(('corpus', 1.0),)"
+        assert params["data.test_protocol"] == "False"
+        assert children[name].data.tags["instrlab.soundfont"] == soundfont
+    assert children["TimGM6mb"].data.params["data.score.generators"] == (
+        "(('seed_random', 1.0),)")
     line = next(x for x in store["stdout"].splitlines() if x.startswith("held-out macro F1"))
     assert "octave_down" in line and "TimGM6mb" in line and "worst instrument F1" in line
+    assert "music" in line
 
 
 def test_eval_samples_0_logs_no_held_out_figure(store: dict) -> None:
@@ -115,6 +127,9 @@ def test_eval_samples_0_logs_no_held_out_figure(store: dict) -> None:
     (["--set", "eval.samples=-1"], "eval.samples (--heldout-samples) must be in 0..1000000"),
     (["--heldout-soundfont", "a/TimGM6mb.sf2", "--heldout-soundfont", "TimGM6mb.sf2"],
      "name a file stem twice"),
+    (["--heldout-music", "corpuss"], "--heldout-music: unknown score generator 'corpuss'"),
+    (["--score-generators", "seed_random=1", "corpus=1"],
+     "score generator 'corpus' is for evaluation only"),
 ])
 def test_bad_held_out_settings_fail_before_any_work(
         args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

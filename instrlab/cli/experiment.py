@@ -71,11 +71,13 @@ def check_experiment(cfg: ExperimentConfig, register_as: str | None = None,
     from instrlab.instruments import get_instrument_set
     from instrlab.models.factory import build_model
     from instrlab.registry import models
+    from instrlab.scores import check_trainable
 
     models.get(cfg.model.name)
     n_classes = len(get_instrument_set(cfg.data.instruments))
     cfg.train.check_classes(n_classes)
     cfg.data.score.validate(n_classes)
+    check_trainable(cfg.data.score)
     if held_out:
         cfg.eval.check(cfg.data, n_classes)
     if register_as is not None:

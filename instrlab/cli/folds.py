@@ -32,6 +32,8 @@ def folds_config(args: argparse.Namespace) -> FoldsConfig:
 
             raise InstrlabError(f"--octaves takes whole numbers such as -1 1, got "
                                 f"{' '.join(words)}") from None
+    if getattr(args, "music", None) is not None:
+        given["music"] = None if args.music.lower() in ("none", "") else args.music
     return FoldsConfig(**given)
 
 
@@ -74,5 +76,9 @@ def add_parsers(sub: Any) -> None:
                    help="also score each held-out soundfont with every note moved by N octaves "
                         f"(repeatable values; none: only the training range; default: "
                         f"{show(d.octaves)})")
+    g.add_argument("--music", default=None, metavar="NAME",
+                   help="also score each held-out soundfont on real music: clips of this "
+                        "evaluation score generator (corpus: string quartets from music21's "
+                        f"corpus, never trained on; none: no such figure; default: {d.music})")
     add_experiment_options(p)
     p.set_defaults(handler=cmd_folds, resolve=config_from_args)

@@ -151,6 +151,10 @@ HELDOUT = (
     Opt("--heldout-soundfont", "eval.soundfonts", "also score clips rendered with this "
         "soundfont alone, e.g. a family held out of training (repeatable)", "SOUNDFONT",
         append=True, words=True),
+    Opt("--heldout-music", "eval.music", "also score real music: clips of this evaluation "
+        "score generator (corpus: string quartets from music21's corpus, never trained on) "
+        "on the primary soundfont and each --heldout-soundfont (none: no such figure)",
+        "NAME"),
     Opt("--heldout-samples", "eval.samples", "clean clips (seed 1) per held-out figure; 0 "
         "turns the held-out figures off", "N"),
 )

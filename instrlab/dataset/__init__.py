@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from instrlab.dataset.config import DatasetConfig, cache_dir
+from instrlab.dataset.config import DatasetConfig
+from instrlab.paths import cache_dir
 
 _LAZY = {"generate_dataset": "build", "FeatureDataset": "store", "SynthDataset": "store",
          "open_dataset": "store", "split_indices": "store"}

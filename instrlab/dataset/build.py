@@ -34,7 +34,6 @@ from instrlab.dataset.config import (
     DatasetConfig,
     allowed_soundfonts,
     build_identity,
-    cache_dir,
     identity_digest,
     safe_component,
 )
@@ -53,6 +52,7 @@ from instrlab.dataset.store import split_indices
 from instrlab.errors import InstrlabError
 from instrlab.features import get_extractor
 from instrlab.instruments import InstrumentSet, get_instrument_set
+from instrlab.paths import cache_dir
 from instrlab.scores import SEED_GENERATORS, Score, generate_score, score_to_midi
 from instrlab.synth import get_synth
 from instrlab.synth.augment import (
@@ -92,6 +92,7 @@ class SampleRenderer:
         self.cfg = cfg
         self.iset: InstrumentSet = get_instrument_set(cfg.instruments)
         cfg.score.validate(len(self.iset))
+        cfg.score.prepare()
         self.synths = [
             get_synth(cfg.synth, soundfont=sf, sample_rate=cfg.sample_rate, reverb=cfg.reverb,
                       chorus=cfg.chorus)

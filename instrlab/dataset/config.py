@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from instrlab import __version__
@@ -19,7 +18,6 @@ from instrlab.scores import SEED_GENERATORS, ScoreConfig
 from instrlab.synth.augment import AugmentConfig
 from instrlab.synth.mixing import MixConfig
 
-CACHE_VARIABLE = "INSTRLAB_CACHE"
 MAX_SAMPLES = 10_000_000
 MAX_COMPONENT_BYTES = 255
 DEFAULT_FAMILIES = ("MuseScore_General.sf3", "TimGM6mb.sf2", "sf_GMbank.sf2")
@@ -39,14 +37,6 @@ def safe_component(name: str) -> str:
             f"{MAX_COMPONENT_BYTES} bytes, no '/', not '.' or '..'); use registered names"
         )
     return name
-
-
-def cache_dir() -> Path:
-    """Where datasets go by default: $INSTRLAB_CACHE, else $XDG_CACHE_HOME/instrlab."""
-    if os.environ.get(CACHE_VARIABLE):
-        return Path(os.environ[CACHE_VARIABLE]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "instrlab"
 
 
 @dataclass(frozen=True)

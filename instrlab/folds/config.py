@@ -22,6 +22,10 @@ class FoldsConfig:
     octaves: tuple[int, ...] = (-1, 1)
     """Each held-out soundfont is also scored with every note moved by these octaves
     (48..60 and 72..84 for seed12's 60..72): pitch robustness."""
+    music: str | None = "corpus"
+    """Each held-out soundfont also plays real music: clips of this evaluation score
+    generator (string quartets from music21's corpus, never trained on); none: no such
+    figure."""
 
     def __post_init__(self) -> None:
         if len(set(self.soundfonts)) != len(self.soundfonts) or len(self.soundfonts) < 2:

@@ -15,6 +15,7 @@ from instrlab.config import EvalConfig, ExperimentConfig, octave_label
 from instrlab.console import console
 from instrlab.errors import InstrlabError
 from instrlab.folds.config import FoldsConfig
+from instrlab.heldout import MUSIC
 from instrlab.instruments import InstrumentSet, get_instrument_set
 from instrlab.pipeline import evaluate_logged_model, prepare_dataset, train_and_evaluate
 from instrlab.predict import load_model
@@ -102,8 +103,18 @@ def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, worke
                         m["test_macro_f1"])
                 else:
                     results[sf] = m
+            if folds_cfg.music:
+                with start_run(run_name=f"evaluate fold {fold.name} on {sf}, {MUSIC}",
+                               nested=True):
+                    mlflow.set_tag(TAG_FOLD, fold.name)
+                    m = evaluate_logged_model(
+                        uri, EvalConfig(samples=folds_cfg.eval_samples).clips(
+                            cfg.data, sf, music=folds_cfg.music),
+                        workers=workers, progress=progress, loaded=loaded)
+                shifted[f"heldout_macro_f1/{Path(sf).stem}/{MUSIC}"] = m["test_macro_f1"]
         headline = results[fold.held_out[0]]
         first = Path(fold.held_out[0]).stem
+        labels = [octave_label(o) for o in folds_cfg.octaves] + [MUSIC] * bool(folds_cfg.music)
         mlflow.log_metrics({
             "heldout_macro_f1": headline["test_macro_f1"],
             **{f"heldout_f1/{k.split('/', 1)[1]}": v for k, v in headline.items()
@@ -111,23 +122,23 @@ def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, worke
             **{f"heldout_macro_f1/{Path(sf).stem}": m["test_macro_f1"]
                for sf, m in results.items()},
             **shifted,
-            **{f"heldout_macro_f1_{octave_label(o)}": shifted[
-                f"heldout_macro_f1/{first}/{octave_label(o)}"] for o in folds_cfg.octaves},
+            **{f"heldout_macro_f1_{label}": shifted[f"heldout_macro_f1/{first}/{label}"]
+               for label in labels},
         })
-        for o in folds_cfg.octaves:
-            headline[f"macro_f1_{octave_label(o)}"] = shifted[
-                f"heldout_macro_f1/{first}/{octave_label(o)}"]
+        for label in labels:
+            headline[f"macro_f1_{label}"] = shifted[f"heldout_macro_f1/{first}/{label}"]
     return results
 
 
 def summary(folds: Sequence[Fold], results: dict[str, dict[str, dict[str, float]]],
             names: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Per fold: held-out macro F1 and per-instrument F1 on its first held-out soundfont."""
+    """Per fold: held-out macro F1 (of the protocol, an octave away and on real music) and
+    per-instrument F1 on its first held-out soundfont."""
     out = {}
     for fold in folds:
         m = results[fold.name][fold.held_out[0]]
         out[fold.name] = {"macro_f1": m["test_macro_f1"],
-                          **{k: v for k, v in m.items() if k.startswith("macro_f1_octave")},
+                          **{k: v for k, v in m.items() if k.startswith("macro_f1_")},
                           **{n: m[f"test_f1/{n}"] for n in names}}
     return out
 
@@ -168,6 +179,8 @@ def run_folds(cfg: ExperimentConfig, folds_cfg: FoldsConfig, *, workers: int = 0
     """Every fold in one parent MLflow run; returns the report and the parent run id."""
     iset = get_instrument_set(cfg.data.instruments)
     folds = plan_folds(iset, folds_cfg)  # every one-line error before any work
+    if folds_cfg.music:
+        EvalConfig().clips(cfg.data, None, music=folds_cfg.music).score.validate(len(iset))
     use_experiment(cfg.data.instruments)
     with start_run(run_name=run_name or "leave-one-family-out") as parent:
         mlflow.set_tag(TAG_STEP, "folds")

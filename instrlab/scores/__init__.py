@@ -12,6 +12,7 @@ from instrlab.scores.base import (
     ScoreConfig,
     ScoreGenerator,
     ScoreRequest,
+    check_trainable,
     generate_score,
     quantise,
     sample_seed,
@@ -19,4 +20,4 @@ from instrlab.scores.base import (
 from instrlab.scores.midi import score_to_midi
 
 __all__ = ["SEED_GENERATORS", "Note", "Score", "ScoreConfig", "ScoreGenerator", "ScoreRequest",
-           "generate_score", "quantise", "sample_seed", "score_to_midi"]
+           "check_trainable", "generate_score", "quantise", "sample_seed", "score_to_midi"]

@@ -83,6 +83,12 @@ class ScoreConfig:
             raise InstrlabError(f"clip_seconds must be in 0.5..600, got {self.clip_seconds}")
         self.generator_table()
 
+    def prepare(self) -> None:
+        """Let each generator load what it reads once (a corpus), before workers start."""
+        for _, fn, _ in self.generator_table():
+            if callable(getattr(fn, "prepare", None)):
+                fn.prepare()
+
     def generator_table(self) -> list[tuple[str, Callable[..., Any], float]]:
         """``(name, generator, probability)`` of each generator; unknown names, repeated names
         and weights that are not positive numbers are one-line errors."""
@@ -99,6 +105,16 @@ class ScoreConfig:
                                     "number, e.g. seed_random=0.5")
         total = sum(weights)
         return [(n, score_generators.get(n), w / total) for n, w in zip(names, weights)]
+
+
+def check_trainable(cfg: ScoreConfig) -> None:
+    """Refuse training data from an evaluation-only generator (a bundled music corpus):
+    its pieces judge a model, so no model may learn them."""
+    for name, fn, _ in cfg.generator_table():
+        if getattr(fn, "evaluation_only", False):
+            raise InstrlabError(f"score generator {name!r} is for evaluation only (bundled "
+                                "corpora are never trained on); drop it from "
+                                "--score-generators, it is scored by --heldout-music")
 
 
 @dataclass(frozen=True)

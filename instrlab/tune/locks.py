@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import mlflow
 
 from instrlab.dataset import DatasetConfig
-from instrlab.dataset.config import cache_dir
+from instrlab.paths import cache_dir
 
 
 @contextlib.contextmanager
