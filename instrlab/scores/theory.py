@@ -141,7 +141,7 @@ def line(req: ScoreRequest, piece: Piece, instrument: int, lo: int, hi: int,
             direction = -direction
             i = min(len(scale) - 1, max(0, i + 2 * direction * step))
         pitch = scale[i]
-        bar_start = abs(t / piece.beat % piece.bar_beats) < 1e-6
+        bar_start = round(t / piece.beat, 6) % piece.bar_beats == 0  # sums of beats drift
         if chord_tones_on_beats and bar_start:
             tones = [p for p in scale if p % 12 in piece.chord_at(t)]
             if tones:
