@@ -198,7 +198,8 @@ def evaluation_data(data: DatasetConfig) -> DatasetConfig:
     return dataclasses.replace(data, seed=EVAL_SEED if data.seed != EVAL_SEED else 0,
                                augment=AugmentConfig(), test_protocol=False,
                                score=dataclasses.replace(data.score, register_share=0.0,
-                                                         generators=SEED_GENERATORS))
+                                                         generators=SEED_GENERATORS,
+                                                         midi_files=()))
 
 
 # ---------------------------------------------------------------- overrides

@@ -155,7 +155,8 @@ models: Registry[Callable[..., Any]] = Registry(
 score_generators: Registry[Callable[..., Any]] = Registry(
     "score generator", ("instrlab.scores.seed_random", "instrlab.scores.melody",
                         "instrlab.scores.chords", "instrlab.scores.sustained",
-                        "instrlab.scores.ensemble", "instrlab.scores.corpus"))
+                        "instrlab.scores.ensemble", "instrlab.scores.corpus",
+                        "instrlab.scores.midi_files"))
 
 ALL: dict[str, Registry[Any]] = {
     "instruments": instrument_sets,

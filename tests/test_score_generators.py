@@ -192,3 +192,10 @@ def test_command_line_names_an_unknown_generator(isolated) -> None:  # noqa: ANN
     assert_one_line_error(proc.stderr, "unknown score generator 'chord'",
                           "Did you mean 'chords'?")
     assert not [p for p in isolated.rglob("*") if p.is_file()], "nothing may be written"
+
+
+def test_a_dataset_config_of_another_version_is_a_one_line_error() -> None:
+    data = DatasetConfig().to_dict()
+    data["score"]["sections"] = 3  # a score setting this instrlab does not know
+    with pytest.raises(InstrlabError, match=r"does not fit this instrlab .*'sections'.*rebuild"):
+        DatasetConfig.from_dict(data)

@@ -54,6 +54,14 @@ DATASET = (
     Opt("--score-generators", "data.score.generators", "score generators and their shares of "
         "the training clips, e.g. seed_random=0.5 melody=0.5 (see `instrlab list`; the test "
         "split stays seed_random)", "NAME=WEIGHT", nargs="+", words=True),
+    Opt("--midi-files", "data.score.midi_files", "MIDI files, or directories of *.mid/*.midi "
+        "(not recursive), that the midi_files score generator cuts into labelled clips of "
+        "--clip-seconds; use with --score-generators midi_files=1 (unusable files are skipped "
+        "with a warning)", "PATH", nargs="+", words=True),
+    Opt("--midi-map", "data.score.midi_map", "how --midi-files tracks become instruments of "
+        "the set: program, the one with the track's GM program; family, else the first of "
+        "its GM family (program // 8); other tracks and drums are skipped",
+        choices=("program", "family")),
     Opt("--reverb", "data.reverb", "render with FluidSynth's reverb (slower)", const=True),
     Opt("--chorus", "data.chorus", "render with FluidSynth's chorus (slower)", const=True),
     Opt("--extra-soundfont", "data.extra_soundfonts", "render with this soundfont too "

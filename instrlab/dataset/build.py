@@ -92,7 +92,7 @@ class SampleRenderer:
         self.cfg = cfg
         self.iset: InstrumentSet = get_instrument_set(cfg.instruments)
         cfg.score.validate(len(self.iset))
-        cfg.score.prepare()
+        cfg.score.prepare(self.iset)
         self.synths = [
             get_synth(cfg.synth, soundfont=sf, sample_rate=cfg.sample_rate, reverb=cfg.reverb,
                       chorus=cfg.chorus)

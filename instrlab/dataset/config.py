@@ -15,6 +15,7 @@ from instrlab.instruments import InstrumentSet
 from instrlab.params import flat_params
 from instrlab.registry import check_name
 from instrlab.scores import SEED_GENERATORS, ScoreConfig
+from instrlab.scores.midi_files import file_digests
 from instrlab.synth.augment import AugmentConfig
 from instrlab.synth.mixing import MixConfig
 
@@ -117,7 +118,14 @@ class DatasetConfig:
         unknown = set(data) - known
         if unknown:
             raise InstrlabError(f"unknown dataset config keys: {', '.join(sorted(unknown))}")
-        kw = dict(data)
+        try:
+            return cls._from_dict(dict(data))
+        except TypeError as exc:  # a nested config written by another instrlab version
+            raise InstrlabError(f"dataset config does not fit this instrlab ({exc}); rebuild "
+                                "the dataset with this version") from None
+
+    @classmethod
+    def _from_dict(cls, kw: dict[str, Any]) -> DatasetConfig:
         if isinstance(kw.get("score"), dict):
             kw["score"] = ScoreConfig(**{
                 k: tuple(v) if isinstance(v, list) else v for k, v in kw["score"].items()
@@ -169,7 +177,8 @@ def identity_digest(identity: dict[str, Any]) -> str:
 def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
                    feature_params: dict[str, Any], instrument_set: dict[str, Any],
                    ) -> dict[str, Any]:
-    """The full identity: config, resolved soundfont checksum, features, set, version."""
+    """The full identity: config, resolved soundfont checksum, features, set, version, and
+    the checksums of the MIDI files that scores are cut from."""
     config = {k: v for k, v in cfg.to_dict().items()
               # soundfont names are replaced by the checksums in the synth identities
               if k not in ("soundfont", "extra_soundfonts", "soundfont_exclude")}
@@ -186,10 +195,17 @@ def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
             for inst in instrument_set["instruments"]]}
         if not cfg.extra_soundfonts and "generators" not in config["score"]:
             del config["test_protocol"]
-    return {
+    identity = {
         "config": config,
         "synth": synth_identity,
         "features": feature_params,
         "instrument_set": instrument_set,
         "generator_version": __version__,
     }
+    # MIDI files count by content, as soundfonts do: their paths give way to checksums
+    del config["score"]["midi_files"]
+    if cfg.score.midi_files:
+        identity["score_files"] = file_digests(cfg.score.midi_files)
+    else:
+        del config["score"]["midi_map"]
+    return identity

@@ -26,6 +26,7 @@ SECONDS_PER_TICK = 60.0 / TEMPO_BPM / TICKS_PER_BEAT
 REGISTER_STREAM = 0x7E6  # random stream of register choices and pitches, apart from the score's
 GENERATOR_STREAM = 0x6E6  # random stream of each clip's generator, apart from the score's
 SEED_GENERATORS: tuple[tuple[str, float], ...] = (("seed_random", 1.0),)
+MIDI_MAPS = ("program", "family")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,13 @@ class ScoreConfig:
     """Score generators and their shares of the clips, ``(name, weight)``: each clip draws
     one (``instrlab list`` shows them). ``seed_random`` alone is the seed's protocol; the
     ``notes_per_instrument``, ``gap_seconds`` and ``note_seconds`` above are its own."""
+    midi_files: tuple[str, ...] = ()
+    """MIDI files, or directories of them (every ``*.mid``/``*.midi``, sorted, not
+    recursive), that the ``midi_files`` generator cuts into clips."""
+    midi_map: str = "program"
+    """How ``midi_files`` maps a track to an instrument of the set: "program", the one with
+    the track's GM program (bank 0); "family", else the first in its GM family (program
+    // 8). Tracks left unmapped, and drums, are skipped."""
 
     def validate(self, n_instruments: int) -> None:
         """Raise :class:`InstrlabError` for settings no score can satisfy."""
@@ -81,13 +89,27 @@ class ScoreConfig:
             raise InstrlabError(f"register_share must be in 0..1, got {self.register_share}")
         if not 0.5 <= self.clip_seconds <= 600:
             raise InstrlabError(f"clip_seconds must be in 0.5..600, got {self.clip_seconds}")
-        self.generator_table()
+        names = [name for name, _, _ in self.generator_table()]
+        self.validate_midi(names)
 
-    def prepare(self) -> None:
-        """Let each generator load what it reads once (a corpus), before workers start."""
+    def validate_midi(self, names: list[str]) -> None:
+        """The ``midi_files`` generator and its files come together."""
+        if self.midi_map not in MIDI_MAPS:
+            raise InstrlabError(f"midi_map must be one of {', '.join(MIDI_MAPS)}, got "
+                                f"{self.midi_map!r}")
+        if "midi_files" in names and not self.midi_files:
+            raise InstrlabError("score generator 'midi_files' needs MIDI files: name them "
+                                "with --midi-files PATH (files or directories)")
+        if self.midi_files and "midi_files" not in names:
+            raise InstrlabError("--midi-files is given but no clip draws them; add "
+                                "midi_files=1 to --score-generators")
+
+    def prepare(self, iset: InstrumentSet) -> None:
+        """Let each generator load what it reads once (a corpus, MIDI files), before
+        workers start: its ``prepare(cfg, iset)``."""
         for _, fn, _ in self.generator_table():
             if callable(getattr(fn, "prepare", None)):
-                fn.prepare()
+                fn.prepare(self, iset)
 
     def generator_table(self) -> list[tuple[str, Callable[..., Any], float]]:
         """``(name, generator, probability)`` of each generator; unknown names, repeated names
@@ -148,7 +170,9 @@ class ScoreRequest:
 
     A generator returns :class:`Note` s (times in seconds from the clip start, unquantised)
     for the instruments in ``instruments``; every one of them must get a note that starts
-    inside the clip. Notes past the clip end are cut by :func:`generate_score`.
+    inside the clip. Notes past the clip end are cut by :func:`generate_score`. A generator
+    with the attribute ``chooses_instruments = True`` (``midi_files``) ignores
+    ``instruments``: the clip's instruments are those its notes play.
     """
 
     iset: InstrumentSet
@@ -158,6 +182,8 @@ class ScoreRequest:
     """The score's stream, after the instrument draw."""
     register_rng: np.random.Generator
     """A stream of its own for register choices (``ScoreConfig.register_share``)."""
+    index: int = 0
+    """The clip's index in its dataset."""
 
     def spec(self, instrument: int) -> Instrument:
         return self.iset.instruments[instrument]
@@ -211,7 +237,9 @@ def generate_score(iset: InstrumentSet, cfg: ScoreConfig, master_seed: int, inde
 
     Notes starting at or after the clip end are dropped and notes running past it are cut;
     pitches move by ``pitch_shift`` (within 0..127). A generator that leaves a drawn
-    instrument silent is an error: no clip is labelled with an instrument it lacks.
+    instrument silent is an error: no clip is labelled with an instrument it lacks. A
+    generator that chooses its instruments labels the clip with those its kept notes play,
+    and a clip without any note is an error.
     """
     seed = sample_seed(master_seed, index)
     rng = np.random.default_rng(seed)
@@ -219,11 +247,16 @@ def generate_score(iset: InstrumentSet, cfg: ScoreConfig, master_seed: int, inde
     k = int(rng.integers(cfg.min_instruments, cfg.max_instruments + 1))
     chosen = tuple(sorted(int(i) for i in rng.choice(len(iset), size=k, replace=False)))
     name, generator = pick_generator(cfg, seed)
-    raw = generator(ScoreRequest(iset, cfg, chosen, rng, wide))
+    raw = generator(ScoreRequest(iset, cfg, chosen, rng, wide, index))
+    free = bool(getattr(generator, "chooses_instruments", False))
     end = quantise(cfg.clip_seconds)
     notes = []
     for n in raw:
-        if n.instrument not in chosen:
+        if free and not 0 <= n.instrument < len(iset):
+            raise InstrlabError(f"score generator {name!r} wrote a note for instrument "
+                                f"{n.instrument}, which {iset.name} does not have; fix the "
+                                "generator")
+        if not free and n.instrument not in chosen:
             raise InstrlabError(f"score generator {name!r} wrote a note for instrument "
                                 f"{n.instrument}, which clip {index} did not draw; fix the "
                                 "generator")
@@ -233,6 +266,11 @@ def generate_score(iset: InstrumentSet, cfg: ScoreConfig, master_seed: int, inde
         if end_q > start_q:
             pitch = min(127, max(0, int(n.pitch) + cfg.pitch_shift))
             notes.append(Note(n.instrument, pitch, int(n.velocity), start_q, end_q))
+    if free:
+        if not notes:
+            raise InstrlabError(f"score generator {name!r} wrote no note inside clip {index}; "
+                                "fix the generator (a clip needs at least one note)")
+        chosen = tuple(sorted({n.instrument for n in notes}))
     silent = set(chosen) - {n.instrument for n in notes}
     if silent:
         raise InstrlabError(f"score generator {name!r} left instruments "

@@ -136,7 +136,7 @@ def corpus_generator(pieces: tuple[str, ...], doc: str) -> ScoreGenerator:
 
     generate.__doc__ = doc
     generate.evaluation_only = True  # type: ignore[attr-defined]
-    generate.prepare = functools.partial(load_corpus, pieces)  # type: ignore[attr-defined]
+    generate.prepare = lambda cfg, iset: load_corpus(pieces)  # type: ignore[attr-defined]
     return generate
 
 
