@@ -177,8 +177,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("main", help="the whole pipeline: dataset -> train -> evaluate, in MLflow",
                        description="Build or reuse the dataset (tracked as a nested generate "
-                                   "run, reused when one exists), train on 70 %%, select on "
-                                   "10 %%, test once on 20 %%, score the held-out figures, "
+                                   "run, reused when one exists), train on 70 %, select on "
+                                   "10 %, test once on 20 %, score the held-out figures, "
                                    "log everything to MLflow.")
     add_experiment_options(p)
     add_heldout_options(p, ExperimentConfig())
