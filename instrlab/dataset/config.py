@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -127,11 +126,10 @@ class DatasetConfig:
     @classmethod
     def _from_dict(cls, kw: dict[str, Any]) -> DatasetConfig:
         if isinstance(kw.get("score"), dict):
-            kw["score"] = ScoreConfig(**{
-                k: tuple(v) if isinstance(v, list) else v for k, v in kw["score"].items()
-            })
-            kw["score"] = dataclasses.replace(kw["score"], generators=tuple(
-                (str(n), float(w)) for n, w in kw["score"].generators))
+            score = {k: tuple(v) if isinstance(v, list) else v for k, v in kw["score"].items()}
+            if "generators" in score:  # JSON keeps the (name, weight) pairs as lists
+                score["generators"] = tuple((str(n), float(w)) for n, w in score["generators"])
+            kw["score"] = ScoreConfig(**score)
         if isinstance(kw.get("mix"), dict):
             kw["mix"] = MixConfig(**kw["mix"])
         if isinstance(kw.get("augment"), dict):

@@ -88,33 +88,25 @@ def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, worke
         train_and_evaluate(ds, cfg.model, cfg.train, progress=progress)
         uri = f"runs:/{run.info.run_id}/model"
         loaded = load_model(uri)
+        figures = [(octave_label(o), {"octave": o}) for o in folds_cfg.octaves]
+        if folds_cfg.music:
+            figures.append((MUSIC, {"music": folds_cfg.music}))
+        clips = EvalConfig(samples=folds_cfg.eval_samples).clips
         results, shifted = {}, {}
         for sf in fold.held_out:
-            for octave in (0, *folds_cfg.octaves):
-                where = f"{sf}, {octave_label(octave)}" if octave else sf
+            for label, how in [("", {}), *figures]:
+                where = f"{sf}, {label}" if label else sf
                 with start_run(run_name=f"evaluate fold {fold.name} on {where}", nested=True):
                     mlflow.set_tag(TAG_FOLD, fold.name)
-                    m = evaluate_logged_model(
-                        uri, EvalConfig(samples=folds_cfg.eval_samples).clips(
-                            cfg.data, sf, octave),
-                        workers=workers, progress=progress, loaded=loaded)
-                if octave:
-                    shifted[f"heldout_macro_f1/{Path(sf).stem}/{octave_label(octave)}"] = (
-                        m["test_macro_f1"])
+                    m = evaluate_logged_model(uri, clips(cfg.data, sf, **how), workers=workers,
+                                              progress=progress, loaded=loaded)
+                if label:
+                    shifted[f"heldout_macro_f1/{Path(sf).stem}/{label}"] = m["test_macro_f1"]
                 else:
                     results[sf] = m
-            if folds_cfg.music:
-                with start_run(run_name=f"evaluate fold {fold.name} on {sf}, {MUSIC}",
-                               nested=True):
-                    mlflow.set_tag(TAG_FOLD, fold.name)
-                    m = evaluate_logged_model(
-                        uri, EvalConfig(samples=folds_cfg.eval_samples).clips(
-                            cfg.data, sf, music=folds_cfg.music),
-                        workers=workers, progress=progress, loaded=loaded)
-                shifted[f"heldout_macro_f1/{Path(sf).stem}/{MUSIC}"] = m["test_macro_f1"]
         headline = results[fold.held_out[0]]
         first = Path(fold.held_out[0]).stem
-        labels = [octave_label(o) for o in folds_cfg.octaves] + [MUSIC] * bool(folds_cfg.music)
+        labels = [label for label, _ in figures]
         mlflow.log_metrics({
             "heldout_macro_f1": headline["test_macro_f1"],
             **{f"heldout_f1/{k.split('/', 1)[1]}": v for k, v in headline.items()

@@ -107,8 +107,9 @@ def excerpt(req: ScoreRequest, parts: list[Part], seconds: float) -> list[Note] 
         if not inside or all(n[1] >= start + quarters - 0.6 for n in inside):
             return None  # silent, or only a note in the last 0.3 s
         median = float(np.median([n[0] for n in inside]))
-        shift = 12 * int(np.ceil((MIDDLE[0] - median) / 12)) if median < MIDDLE[0] else \
-            -12 * int(np.ceil((median - MIDDLE[1]) / 12)) if median > MIDDLE[1] else 0
+        # the fewest whole octaves that bring the median into MIDDLE (0 when it is there)
+        shift = 12 * (max(0, int(np.ceil((MIDDLE[0] - median) / 12)))
+                      - max(0, int(np.ceil((median - MIDDLE[1]) / 12))))
         vel = req.velocity(inst, 0.6)
         notes += [Note(inst, min(127, max(0, p + shift)), vel,
                        max(0.0, (s - start) * SECONDS_PER_QUARTER),
