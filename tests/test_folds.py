@@ -78,6 +78,18 @@ def test_octaves_that_are_not_numbers_are_one_line_errors() -> None:
                                    "got up")
 
 
+def test_an_unknown_music_generator_fails_before_any_work(tmp_path: Path) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "INSTRLAB_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "instrlab.cli", "folds", "--music", "corpuss",
+                           "--n-samples", "32", "--epochs", "1"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown score generator 'corpuss'" in lines[0], proc.stderr
+    assert list(tmp_path.iterdir()) == []  # no dataset, no store
+
+
 def test_a_fold_with_nothing_left_to_train_on_is_an_error() -> None:
     cfg = FoldsConfig(soundfonts=("FluidR3_GM.sf2", "MuseScore_General.sf3"),
                       hold_out=("FluidR3_GM.sf2",))

@@ -38,12 +38,13 @@ def folds_config(args: argparse.Namespace) -> FoldsConfig:
 
 
 def cmd_folds(args: argparse.Namespace) -> int:
-    from instrlab.folds.run import run_folds
+    from instrlab.folds.run import check_music, run_folds
     from instrlab.tracking.runs import check_tracking, print_ui_hint
 
     cfg = config_from_args(args)
     folds_cfg = folds_config(args)
     check_experiment(cfg)
+    check_music(cfg, folds_cfg)  # before check_tracking creates the store
     check_tracking()
     result = run_folds(cfg, folds_cfg, workers=args.workers, progress=not args.no_progress,
                        run_name=args.run_name)

@@ -166,13 +166,19 @@ def log_summary(report: dict[str, dict[str, float]], names: Sequence[str]) -> No
     console.print(table)
 
 
+def check_music(cfg: ExperimentConfig, folds_cfg: FoldsConfig) -> None:
+    """A one-line error when the real-music figure names no usable score generator."""
+    if folds_cfg.music:
+        n = len(get_instrument_set(cfg.data.instruments))
+        EvalConfig().clips(cfg.data, None, music=folds_cfg.music).score.validate(n)
+
+
 def run_folds(cfg: ExperimentConfig, folds_cfg: FoldsConfig, *, workers: int = 0,
               progress: bool = True, run_name: str | None = None) -> dict[str, Any]:
     """Every fold in one parent MLflow run; returns the report and the parent run id."""
     iset = get_instrument_set(cfg.data.instruments)
     folds = plan_folds(iset, folds_cfg)  # every one-line error before any work
-    if folds_cfg.music:
-        EvalConfig().clips(cfg.data, None, music=folds_cfg.music).score.validate(len(iset))
+    check_music(cfg, folds_cfg)
     use_experiment(cfg.data.instruments)
     with start_run(run_name=run_name or "leave-one-family-out") as parent:
         mlflow.set_tag(TAG_STEP, "folds")
