@@ -199,7 +199,7 @@ def evaluation_data(data: DatasetConfig) -> DatasetConfig:
                                augment=AugmentConfig(), test_protocol=False,
                                score=dataclasses.replace(data.score, register_share=0.0,
                                                          generators=SEED_GENERATORS,
-                                                         midi_files=()))
+                                                         music_span=0, midi_files=()))
 
 
 # ---------------------------------------------------------------- overrides

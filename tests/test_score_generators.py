@@ -60,6 +60,42 @@ def test_generator_is_deterministic_and_stays_in_its_register(
         assert min(seen) < 55 and max(seen) > 80, (min(seen), max(seen))
 
 
+@pytest.mark.parametrize("name", MUSIC)
+def test_music_span_widens_each_part_around_its_range(seed12: InstrumentSet, name: str) -> None:
+    plain = [generate_score(seed12, only(name), 5, i) for i in range(N)]
+    assert [notes(s) for s in plain] == \
+        [notes(generate_score(seed12, only(name, music_span=0), 5, i)) for i in range(N)]
+    outside, total, middles = 0, 0, []
+    for i in range(N):
+        s = generate_score(seed12, only(name, music_span=7), 5, i)
+        assert [notes(s)] == [notes(generate_score(seed12, only(name, music_span=7), 5, i))]
+        for inst in s.instruments:
+            lo, hi = seed12.instruments[inst].pitch_range
+            pitches = [n.pitch for n in s.notes_of(inst)]
+            assert all(lo - 7 <= p <= hi + 7 for p in pitches), (name, pitches)
+            outside += sum(not lo <= p <= hi for p in pitches)
+            total += len(pitches)
+            middles.append(float(np.median(pitches)) - (lo + hi) / 2)
+    assert 0.1 < outside / total < 0.5, outside / total  # the reach is used, the range still most
+    assert abs(float(np.mean(middles))) < 2.0  # parts stay centred on the range
+
+
+def test_music_span_is_checked_and_named_only_when_used(seed12: InstrumentSet) -> None:
+    from instrlab.config import evaluation_data
+
+    for span in (-1, 25):
+        with pytest.raises(InstrlabError, match=rf"^music_span must be in 0..24 semitones, got "
+                                                rf"{span}$"):
+            ScoreConfig(music_span=span).validate(len(seed12))
+    seed = DatasetConfig()
+    identity = build_identity(seed, [], {}, {"instruments": []})
+    assert "music_span" not in identity["config"]["score"]  # older datasets keep their names
+    wide = override(seed, {"score.music_span": "7"})
+    assert identity_digest(build_identity(wide, [], {}, {"instruments": []})) != \
+        identity_digest(identity)
+    assert evaluation_data(wide).score.music_span == 0  # it changes only music generators
+
+
 def test_the_instrument_draw_does_not_depend_on_the_generator(seed12: InstrumentSet) -> None:
     for i in range(50):
         drawn = {generate_score(seed12, only(g), 0, i).instruments for g in ("seed_random", *MUSIC)}

@@ -54,6 +54,9 @@ DATASET = (
     Opt("--score-generators", "data.score.generators", "score generators and their shares of "
         "the training clips, e.g. seed_random=0.5 melody=0.5 (see `instrlab list`; the test "
         "split stays seed_random)", "NAME=WEIGHT", nargs="+", words=True),
+    Opt("--music-span", "data.score.music_span", "semitones the music generators' parts may "
+        "reach beyond each instrument's pitch range, either side (each part starts inside "
+        "it); seed_random ignores it", "N"),
     Opt("--midi-files", "data.score.midi_files", "MIDI files, or directories of *.mid/*.midi "
         "(not recursive), that the midi_files score generator cuts into labelled clips of "
         "--clip-seconds; use with --score-generators midi_files=1 (unusable files are skipped "

@@ -186,6 +186,8 @@ def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
     # settings that change nothing are absent, so older datasets keep their names
     if cfg.score.generators == SEED_GENERATORS:
         del config["score"]["generators"]
+    if not cfg.score.music_span:
+        del config["score"]["music_span"]
     if not cfg.score.register_share:
         del config["score"]["register_share"]
         instrument_set = {**instrument_set, "instruments": [

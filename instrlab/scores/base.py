@@ -51,6 +51,11 @@ class ScoreConfig:
     """Score generators and their shares of the clips, ``(name, weight)``: each clip draws
     one (``instrlab list`` shows them). ``seed_random`` alone is the seed's protocol; the
     ``notes_per_instrument``, ``gap_seconds`` and ``note_seconds`` above are its own."""
+    music_span: int = 0
+    """Semitones a music generator's part may reach beyond the instrument's
+    ``pitch_range`` on either side (0: within it). A part still starts inside the range, so
+    its middle stays at the protocol's pitches while its line may span more than an octave,
+    as real parts do; ``seed_random`` ignores it."""
     midi_files: tuple[str, ...] = ()
     """MIDI files, or directories of them (every ``*.mid``/``*.midi``, sorted, not
     recursive), that the ``midi_files`` generator cuts into clips."""
@@ -87,6 +92,8 @@ class ScoreConfig:
             raise InstrlabError(f"pitch_shift must be in -48..48 semitones, got {self.pitch_shift}")
         if not 0.0 <= self.register_share <= 1.0:
             raise InstrlabError(f"register_share must be in 0..1, got {self.register_share}")
+        if not 0 <= self.music_span <= 24:
+            raise InstrlabError(f"music_span must be in 0..24 semitones, got {self.music_span}")
         if not 0.5 <= self.clip_seconds <= 600:
             raise InstrlabError(f"clip_seconds must be in 0.5..600, got {self.clip_seconds}")
         names = [name for name, _, _ in self.generator_table()]
@@ -197,6 +204,11 @@ class ScoreRequest:
         if share > 0 and float(self.register_rng.random()) < share:
             return spec.wide_range
         return spec.pitch_range
+
+    def reach(self, lo: int, hi: int) -> range:
+        """The pitches ``lo..hi`` widened by ``music_span`` on each side, within 0..127."""
+        span = self.cfg.music_span
+        return range(max(0, lo - span), min(127, hi + span) + 1)
 
     def velocity(self, instrument: int, level: float) -> int:
         """A velocity at ``level`` (0..1) of ``instrument``'s velocity range."""

@@ -28,14 +28,17 @@ def _chord_notes(req: ScoreRequest, piece: Piece, inst: int, lo: int, hi: int,
     arpeggio = bool(req.rng.random() < 0.5)
     step = piece.beat * (float(req.rng.choice((0.5, 0.25))) if arpeggio
                          else piece.bar_beats / float(req.rng.choice((1, 2))))
+    far = req.reach(lo, hi)
+    # where in the reach an arpeggio lies (drawn only with a reach, so span 0 keeps its notes)
+    low = float(req.rng.random()) if req.cfg.music_span else 0.0
     notes: list[Note] = []
     t, k = start, 0
     while t < clip:
-        tones = [p for p in range(lo, hi + 1) if p % 12 in piece.chord_at(t)]
-        tones = tones or list(range(lo, hi + 1))
+        tones = [p for p in far if p % 12 in piece.chord_at(t)] or list(far)
         vel = velocity(req, piece, inst, t)
         if arpeggio:
-            pattern = tones[: min(4, len(tones))]
+            first = int(low * max(0, len(tones) - 4))
+            pattern = tones[first: first + min(4, len(tones))]
             pitch = pattern[k % len(pattern)] if k % (2 * len(pattern)) < len(pattern) \
                 else pattern[-1 - k % len(pattern)]
             notes.append(Note(inst, pitch, vel, t, t + step * float(req.rng.uniform(0.9, 2.0))))

@@ -24,7 +24,8 @@ def ensemble(req: ScoreRequest) -> list[Note]:
         chord = piece.chord_at(t)
         loud = level(req, piece, t)
         for inst, (lo, hi) in bounds.items():
-            tones = [p for p in range(lo, hi + 1) if p % 12 in chord] or list(range(lo, hi + 1))
+            far = req.reach(lo, hi)
+            tones = [p for p in far if p % 12 in chord] or list(far)
             pitch = nearest(tones, current[inst] + float(req.rng.normal(0, 1.5)))
             current[inst] = pitch
             notes.append(Note(inst, pitch, req.velocity(inst, loud), t, t + legato * length))

@@ -20,8 +20,8 @@ def sustained(req: ScoreRequest) -> list[Note]:
         chordal = plays_chords(req.spec(inst).program)
         while t < clip:
             length = float(req.rng.uniform(1.5, max(1.5, clip)))
-            tones = [p for p in range(lo, hi + 1) if p % 12 in piece.chord_at(t)]
-            tones = tones or list(range(lo, hi + 1))
+            far = req.reach(lo, hi)
+            tones = [p for p in far if p % 12 in piece.chord_at(t)] or list(far)
             top = nearest(tones, float(req.rng.uniform(lo, hi)))
             held = [top]
             if chordal:

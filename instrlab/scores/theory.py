@@ -121,12 +121,15 @@ def nearest(pitches: list[int], target: float) -> int:
 def line(req: ScoreRequest, piece: Piece, instrument: int, lo: int, hi: int,
          onsets: list[tuple[float, float]], legato: float,
          chord_tones_on_beats: bool = True) -> list[Note]:
-    """A melodic line over ``onsets``: mostly steps of the scale, sometimes a leap, turning
-    back at the edges of ``lo..hi``; notes on a bar's first beat prefer chord tones.
+    """A melodic line over ``onsets``: mostly steps of the scale, sometimes a leap, starting
+    inside ``lo..hi`` and turning back at the edges of its ``req.reach``; notes on a bar's
+    first beat prefer chord tones.
     ``legato`` is the share of each onset interval a note holds (1: no gap)."""
     rng = req.rng
-    scale = piece.key.pitches(lo, hi) or list(range(lo, hi + 1))
-    i = int(rng.integers(0, len(scale)))
+    far = req.reach(lo, hi)
+    scale = piece.key.pitches(far.start, far.stop - 1) or list(far)
+    inside = [k for k, p in enumerate(scale) if lo <= p <= hi] or list(range(len(scale)))
+    i = inside[int(rng.integers(0, len(inside)))]
     direction = 1 if rng.random() < 0.5 else -1
     notes = []
     for t, length in onsets:
