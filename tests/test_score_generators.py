@@ -16,7 +16,7 @@ from instrlab.dataset.config import build_identity, identity_digest
 from instrlab.errors import InstrlabError, UnknownNameError
 from instrlab.instruments import InstrumentSet
 from instrlab.registry import score_generators
-from instrlab.scores import Note, ScoreConfig, ScoreRequest, generate_score
+from instrlab.scores import SCORES_VERSION, Note, ScoreConfig, ScoreRequest, generate_score
 from instrlab.scores.base import pick_generator
 from instrlab.scores.theory import plays_chords
 
@@ -218,6 +218,9 @@ def test_only_a_changed_generator_list_changes_the_dataset_identity() -> None:
     assert "generators" not in build_identity(seed, [], {}, {"instruments": []})["config"]["score"]
     mixed = override(seed, {"score.generators": "seed_random=1 melody=1"})
     assert digest(mixed) != digest(seed)
+    # music datasets carry the generators' version, so changed generators rename them
+    score = build_identity(mixed, [], {}, {"instruments": []})["config"]["score"]
+    assert score["version"] == SCORES_VERSION
     assert digest(override(seed, {"score.generators": "seed_random=1"})) == digest(seed)
 
 

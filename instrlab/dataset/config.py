@@ -13,7 +13,7 @@ from instrlab.errors import InstrlabError
 from instrlab.instruments import InstrumentSet
 from instrlab.params import flat_params
 from instrlab.registry import check_name
-from instrlab.scores import SEED_GENERATORS, ScoreConfig
+from instrlab.scores import SCORES_VERSION, SEED_GENERATORS, ScoreConfig
 from instrlab.scores.midi_files import file_digests
 from instrlab.synth.augment import AugmentConfig
 from instrlab.synth.mixing import MixConfig
@@ -186,6 +186,8 @@ def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
     # settings that change nothing are absent, so older datasets keep their names
     if cfg.score.generators == SEED_GENERATORS:
         del config["score"]["generators"]
+    else:
+        config["score"]["version"] = SCORES_VERSION
     if not cfg.score.music_span:
         del config["score"]["music_span"]
     if not cfg.score.register_share:

@@ -26,6 +26,9 @@ SECONDS_PER_TICK = 60.0 / TEMPO_BPM / TICKS_PER_BEAT
 REGISTER_STREAM = 0x7E6  # random stream of register choices and pitches, apart from the score's
 GENERATOR_STREAM = 0x6E6  # random stream of each clip's generator, apart from the score's
 SEED_GENERATORS: tuple[tuple[str, float], ...] = (("seed_random", 1.0),)
+SCORES_VERSION = 2
+"""Bumped whenever a built-in generator other than ``seed_random`` (whose notes never
+change) writes other notes for the same seed: datasets that draw them are renamed."""
 MIDI_MAPS = ("program", "family")
 
 

@@ -15,8 +15,8 @@ from instrlab.scores.theory import (
     velocity,
 )
 
-MELODY_VALUES = (0.5, 1.0, 2.0, 3.0)
-MELODY_WEIGHTS = (2.0, 4.0, 2.0, 0.5)
+MELODY_VALUES = (0.25, 0.5, 1.0, 2.0, 3.0)
+MELODY_WEIGHTS = (1.5, 2.0, 4.0, 2.0, 0.5)
 BASS_VALUES = (1.0, 2.0, 4.0)
 BASS_WEIGHTS = (2.0, 3.0, 1.0)
 

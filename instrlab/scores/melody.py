@@ -6,8 +6,8 @@ from instrlab.registry import score_generators
 from instrlab.scores.base import Note, ScoreRequest
 from instrlab.scores.theory import draw_piece, entry, line, rhythm
 
-VALUES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)  # note lengths in beats
-WEIGHTS = (3.0, 4.0, 1.0, 2.0, 0.5, 0.5)
+VALUES = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)  # note lengths in beats
+WEIGHTS = (2.0, 3.0, 4.0, 1.0, 2.0, 0.5, 0.5)
 
 
 @score_generators.register("melody")
