@@ -30,7 +30,7 @@ from instrlab.dataset.config import DatasetConfig
 from instrlab.errors import InstrlabError
 from instrlab.models.factory import ModelConfig
 from instrlab.params import flat_params
-from instrlab.scores import SEED_GENERATORS
+from instrlab.scores import MUSIC_GENERATORS, MUSIC_SPAN, SEED_GENERATORS
 from instrlab.synth.augment import AugmentConfig
 from instrlab.training.config import SpecAugmentConfig, TrainConfig
 
@@ -165,6 +165,12 @@ def _plain() -> dict[str, Any]:
             "train.epochs": 20, "train.tune_thresholds": False, "train.min_labels": 0}
 
 
+def _music() -> dict[str, Any]:
+    """The default with half of its training clips music, whose parts reach a fifth beyond
+    the protocol's pitches: for models that will hear music."""
+    return {"data.score.generators": MUSIC_GENERATORS, "data.score.music_span": MUSIC_SPAN}
+
+
 def _seed() -> dict[str, Any]:
     """The seed exactly: 400x400 images, its CNN, a constant learning rate."""
     return {**_plain(), "data.features": "seed_image", "model.name": "seed_cnn",
@@ -176,6 +182,8 @@ PRESETS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "plain": ("the seed's protocol with mel_cnn and onecycle, no robustness options", _plain),
     "seed": ("the seed exactly: seed_image features, seed_cnn, constant rate, 20 epochs",
              _seed),
+    "music": ("the default trained on half music (melody, chords, sustained, ensemble) "
+              "reaching a fifth beyond the protocol's pitches", _music),
 }
 """Named changes to ``ExperimentConfig()``: name -> (description, overrides)."""
 

@@ -22,7 +22,7 @@ from instrlab.config import EvalConfig, ExperimentConfig, evaluation_data, prese
 from instrlab.dataset.config import DatasetConfig
 from instrlab.errors import InstrlabError
 from instrlab.models.factory import ModelConfig
-from instrlab.scores import ScoreConfig
+from instrlab.scores import MUSIC_GENERATORS, ScoreConfig
 from instrlab.synth.augment import AugmentConfig
 from instrlab.training.config import SpecAugmentConfig, TrainConfig
 
@@ -98,6 +98,11 @@ def test_presets_are_named_changes_of_the_defaults() -> None:
     assert resolve_config(["main", "--preset", "seed"]) == seed
     assert mlflow_run_config("seed_repro") == seed
     assert mlflow_run_config("main", {"preset": "plain"}) == plain
+    music = preset("music")  # the default but for what its training clips play
+    assert music.data.score == ScoreConfig(generators=MUSIC_GENERATORS, music_span=7)
+    assert dataclasses.replace(music, data=ExperimentConfig().data) == ExperimentConfig()
+    assert music.data == dataclasses.replace(ExperimentConfig().data, score=music.data.score)
+    assert mlflow_run_config("main", {"preset": "music"}) == music
     with pytest.raises(InstrlabError, match="unknown preset 'fast'; use one of default"):
         preset("fast")
 

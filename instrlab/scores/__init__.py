@@ -6,6 +6,8 @@ that move together). A plugin adds one with a function and
 """
 
 from instrlab.scores.base import (
+    MUSIC_GENERATORS,
+    MUSIC_SPAN,
     SCORES_VERSION,
     SEED_GENERATORS,
     Note,
@@ -20,6 +22,6 @@ from instrlab.scores.base import (
 )
 from instrlab.scores.midi import score_to_midi
 
-__all__ = ["SCORES_VERSION", "SEED_GENERATORS", "Note", "Score", "ScoreConfig", "ScoreGenerator",
-           "ScoreRequest", "check_trainable", "generate_score", "quantise", "sample_seed",
-           "score_to_midi"]
+__all__ = ["MUSIC_GENERATORS", "MUSIC_SPAN", "SCORES_VERSION", "SEED_GENERATORS", "Note",
+           "Score", "ScoreConfig", "ScoreGenerator", "ScoreRequest", "check_trainable",
+           "generate_score", "quantise", "sample_seed", "score_to_midi"]

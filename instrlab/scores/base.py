@@ -26,6 +26,12 @@ SECONDS_PER_TICK = 60.0 / TEMPO_BPM / TICKS_PER_BEAT
 REGISTER_STREAM = 0x7E6  # random stream of register choices and pitches, apart from the score's
 GENERATOR_STREAM = 0x6E6  # random stream of each clip's generator, apart from the score's
 SEED_GENERATORS: tuple[tuple[str, float], ...] = (("seed_random", 1.0),)
+MUSIC_GENERATORS: tuple[tuple[str, float], ...] = (
+    ("seed_random", 0.5), ("melody", 0.15), ("chords", 0.15), ("sustained", 0.1),
+    ("ensemble", 0.1))
+"""Half random notes, half music: the ``music`` preset's training clips (README "Scores")."""
+MUSIC_SPAN = 7
+"""The ``music`` preset's ``music_span``: a fifth either side of the protocol's range."""
 SCORES_VERSION = 2
 """Bumped whenever a built-in generator other than ``seed_random`` (whose notes never
 change) writes other notes for the same seed: datasets that draw them are renamed."""
