@@ -6,6 +6,7 @@ from instrlab.registry import score_generators
 from instrlab.scores.base import Note, ScoreRequest
 from instrlab.scores.theory import (
     Piece,
+    chord_tones,
     draw_piece,
     entry,
     is_bass,
@@ -34,7 +35,7 @@ def _chord_notes(req: ScoreRequest, piece: Piece, inst: int, lo: int, hi: int,
     notes: list[Note] = []
     t, k = start, 0
     while t < clip:
-        tones = [p for p in far if p % 12 in piece.chord_at(t)] or list(far)
+        tones = chord_tones(far, piece.chord_at(t))
         vel = velocity(req, piece, inst, t)
         if arpeggio:
             first = int(low * max(0, len(tones) - 4))

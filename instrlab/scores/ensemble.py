@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from instrlab.registry import score_generators
 from instrlab.scores.base import Note, ScoreRequest
-from instrlab.scores.theory import draw_piece, level, nearest, rhythm
+from instrlab.scores.theory import chord_tones, draw_piece, level, nearest, rhythm
 
 VALUES = (0.5, 1.0, 2.0)
 WEIGHTS = (1.0, 4.0, 1.5)
@@ -19,13 +19,13 @@ def ensemble(req: ScoreRequest) -> list[Note]:
     legato = float(req.rng.uniform(0.8, 1.0))
     bounds = {inst: req.pitch_bounds(inst) for inst in req.instruments}
     current = {inst: float(req.rng.uniform(lo, hi)) for inst, (lo, hi) in bounds.items()}
+    reach = {inst: req.reach(lo, hi) for inst, (lo, hi) in bounds.items()}
     notes: list[Note] = []
     for t, length in onsets:
         chord = piece.chord_at(t)
         loud = level(req, piece, t)
-        for inst, (lo, hi) in bounds.items():
-            far = req.reach(lo, hi)
-            tones = [p for p in far if p % 12 in chord] or list(far)
+        for inst in req.instruments:
+            tones = chord_tones(reach[inst], chord)
             pitch = nearest(tones, current[inst] + float(req.rng.normal(0, 1.5)))
             current[inst] = pitch
             notes.append(Note(inst, pitch, req.velocity(inst, loud), t, t + legato * length))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from instrlab.registry import score_generators
 from instrlab.scores.base import Note, ScoreRequest
-from instrlab.scores.theory import draw_piece, nearest, plays_chords, velocity
+from instrlab.scores.theory import chord_tones, draw_piece, nearest, plays_chords, velocity
 
 
 @score_generators.register("sustained")
@@ -18,10 +18,10 @@ def sustained(req: ScoreRequest) -> list[Note]:
         lo, hi = req.pitch_bounds(inst)
         t = float(req.rng.uniform(0.0, 0.3 * clip))
         chordal = plays_chords(req.spec(inst).program)
+        far = req.reach(lo, hi)
         while t < clip:
             length = float(req.rng.uniform(1.5, max(1.5, clip)))
-            far = req.reach(lo, hi)
-            tones = [p for p in far if p % 12 in piece.chord_at(t)] or list(far)
+            tones = chord_tones(far, piece.chord_at(t))
             top = nearest(tones, float(req.rng.uniform(lo, hi)))
             held = [top]
             if chordal:

@@ -113,6 +113,11 @@ def velocity(req: ScoreRequest, piece: Piece, instrument: int, t: float) -> int:
     return req.velocity(instrument, level(req, piece, t))
 
 
+def chord_tones(pitches: range, chord: set[int]) -> list[int]:
+    """The pitches of ``pitches`` whose pitch class is in ``chord`` (all of them if none is)."""
+    return [p for p in pitches if p % 12 in chord] or list(pitches)
+
+
 def nearest(pitches: list[int], target: float) -> int:
     """The pitch of ``pitches`` closest to ``target`` (the lower one on a tie)."""
     return min(pitches, key=lambda p: (abs(p - target), p))
