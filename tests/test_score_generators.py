@@ -233,6 +233,13 @@ def test_command_line_names_an_unknown_generator(isolated) -> None:  # noqa: ANN
     assert not [p for p in isolated.rglob("*") if p.is_file()], "nothing may be written"
 
 
+def test_command_line_refuses_an_impossible_music_span(isolated) -> None:  # noqa: ANN001
+    proc = run_cli(["generate", "--n-samples", "4", "--music-span", "30"], isolated)
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr, "music_span must be in 0..24 semitones, got 30")
+    assert not [p for p in isolated.rglob("*") if p.is_file()], "nothing may be written"
+
+
 def test_a_dataset_config_of_another_version_is_a_one_line_error() -> None:
     data = DatasetConfig().to_dict()
     data["score"]["sections"] = 3  # a score setting this instrlab does not know
