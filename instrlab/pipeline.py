@@ -232,6 +232,26 @@ def model_meta(ds: SynthDataset, model_cfg: ModelConfig, thresholds: np.ndarray,
     }
 
 
+SERVING_DISTRIBUTIONS = ("mlflow", "torch", "safetensors", "librosa", "numpy", "pandas")
+"""What loading the logged pyfunc model imports besides instrlab (a fresh process's
+``sys.modules`` after ``mlflow.pyfunc.load_model(...).predict``)."""
+
+
+def serving_requirements() -> list[str]:
+    """The logged model's pip requirements, each pinned to the version that trained it.
+
+    instrlab itself is not one of them: the model carries its own copy of the package
+    (``code_paths``), so ``mlflow models serve`` never installs whatever a package index
+    serves under the name ``instrlab``, and an unpinned ``torch`` cannot pull another build.
+    """
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    # public: torch's "+cpu" local label names a wheel index, not a release an index has
+    return [f"{name}=={Version(version(name)).public}" for name in SERVING_DISTRIBUTIONS]
+
+
 def log_trained_model(model: Any, ds: SynthDataset, model_cfg: ModelConfig,
                       result: TrainResult, register_as: str | None) -> None:
     """Log weights (safetensors) and metadata as a pyfunc model with signature and example.
@@ -265,7 +285,8 @@ def log_trained_model(model: Any, ds: SynthDataset, model_cfg: ModelConfig,
             artifacts={"weights": str(weights), "meta": str(meta_path)},
             signature=infer_signature(example, pd.DataFrame(out, columns=ds.instrument_names)),
             input_example=example, registered_model_name=register_as,
-            pip_requirements=["torch", "safetensors", "instrlab"],
+            pip_requirements=serving_requirements(),
+            code_paths=[str(Path(serving).parent)],
             metadata={"instrlab_model": model_cfg.name, "features": ds.config.features,
                       "instrument_names": ds.instrument_names},
         )

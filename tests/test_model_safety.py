@@ -157,6 +157,60 @@ def test_pyfunc_users_get_the_same_probabilities(store: dict) -> None:
                                atol=1e-6)
 
 
+HIDE_INSTRLAB = """
+import sys
+# the installed (editable) instrlab is hidden: only the model's own copy can be imported
+sys.meta_path[:] = [f for f in sys.meta_path if "instrlab" not in repr(f)]
+try:
+    import instrlab
+    raise SystemExit("instrlab is still importable from " + instrlab.__file__)
+except ImportError:
+    pass
+import json
+import numpy as np
+import mlflow.pyfunc
+import instrlab.serving  # noqa: F401 - must fail: the model's code is not on the path yet
+"""
+
+
+def test_served_model_pins_its_requirements_and_names_no_index_package(store: dict) -> None:
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    lines = (store["model_dir"] / "requirements.txt").read_text().split()
+    pins = dict(line.split("==") for line in lines)
+    assert len(pins) == len(lines), lines  # every requirement pinned
+    assert "instrlab" not in pins and {"torch", "safetensors", "mlflow"} <= set(pins), pins
+    for name, pinned in pins.items():
+        assert pinned == Version(version(name)).public, (name, pinned)
+
+
+def test_served_model_runs_on_its_own_copy_of_instrlab(store: dict, reference: dict,
+                                                       tmp_path: Path) -> None:
+    """Without instrlab installed, the pyfunc model loads from the code it carries."""
+    import subprocess
+    import sys
+
+    shape = (2, *reference["meta"]["input_shape"])
+    feats = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    np.save(tmp_path / "x.npy", feats)
+    hidden = subprocess.run([sys.executable, "-c", HIDE_INSTRLAB], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert "No module named 'instrlab'" in hidden.stderr, hidden.stderr
+    script = HIDE_INSTRLAB.replace("import instrlab.serving", "#") + (
+        f"model = mlflow.pyfunc.load_model({str(store['model_dir'])!r})\n"
+        "out = model.predict(np.load('x.npy')).to_numpy()\n"
+        "print(json.dumps({'file': sys.modules['instrlab'].__file__, 'p': out.tolist()}))\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    served = json.loads(proc.stdout.splitlines()[-1])
+    assert Path(served["file"]).is_relative_to(store["model_dir"] / "code"), served["file"]
+    local = mlflow.pyfunc.load_model(str(store["model_dir"])).predict(feats).to_numpy()
+    np.testing.assert_allclose(np.array(served["p"]), local, atol=1e-6)
+
+
 # ---------------------------------------------------------------- (b) a malicious model
 
 
