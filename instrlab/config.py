@@ -200,14 +200,16 @@ EVAL_SEED = 1  # the evaluation clips' scores; training data uses seed 0 by defa
 
 def evaluation_data(data: DatasetConfig) -> DatasetConfig:
     """Evaluation clips: clean, the seed's random notes in each instrument's protocol
-    ``pitch_range``, and seed 1 (0 when the training data's seed is 1), so that no clip's
-    notes were heard in training. Every clip is scored, so none is set apart as a test split
-    of the protocol (``test_protocol`` off: a clip of another generator stays one)."""
-    return dataclasses.replace(data, seed=EVAL_SEED if data.seed != EVAL_SEED else 0,
-                               augment=AugmentConfig(), test_protocol=False,
-                               score=dataclasses.replace(data.score, register_share=0.0,
-                                                         generators=SEED_GENERATORS,
-                                                         music_span=0, midi_files=()))
+    ``pitch_range``, rendered with the primary soundfont alone, and seed 1 (0 when the
+    training data's seed is 1), so that no clip's notes were heard in training. Every clip
+    is scored, so none is set apart as a test split of the protocol (``test_protocol`` off:
+    a clip of another generator stays one)."""
+    clean = dataclasses.replace(data, seed=EVAL_SEED if data.seed != EVAL_SEED else 0,
+                                augment=AugmentConfig(), test_protocol=False,
+                                score=dataclasses.replace(data.score, register_share=0.0,
+                                                          generators=SEED_GENERATORS,
+                                                          music_span=0, midi_files=()))
+    return on_soundfont(clean, data.soundfont)
 
 
 # ---------------------------------------------------------------- overrides

@@ -184,6 +184,16 @@ def test_evaluation_data_is_clean_and_seeded_apart_from_training() -> None:
     assert mlflow_run_config("evaluate", {"model_uri": "RUN"}).data == cfg.data
 
 
+def test_evaluate_renders_the_named_soundfont_alone_unless_told_otherwise() -> None:
+    assert DatasetConfig().extra_soundfonts  # training mixes families: evaluation must not
+    data = resolve_config(["evaluate", "RUN", "--soundfont", "TimGM6mb.sf2"]).data
+    assert (data.soundfont, data.extra_soundfonts) == ("TimGM6mb.sf2", ())
+    assert resolve_config(["evaluate", "RUN"]).data.extra_soundfonts == ()
+    mixed = resolve_config(["evaluate", "RUN", "--extra-soundfont", "TimGM6mb.sf2",
+                            "--soundfont-per", "instrument"]).data
+    assert (mixed.extra_soundfonts, mixed.soundfont_per) == (("TimGM6mb.sf2",), "instrument")
+
+
 @pytest.mark.parametrize(("train_seed", "eval_seed"), [(0, 1), (7, 1), (1, 0)])
 def test_held_out_clips_never_share_the_training_scores(train_seed: int, eval_seed: int) -> None:
     data = resolve_config(["main", "--seed", str(train_seed)]).data
