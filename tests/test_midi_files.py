@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from test_cli import assert_one_line_error, run_cli
 
+from instrlab.cli import resolve_config
 from instrlab.dataset import build, generate_dataset, open_dataset
 from instrlab.dataset.config import build_identity, identity_digest
 from instrlab.errors import InstrlabError
@@ -259,3 +260,14 @@ def test_command_line_errors(isolated: Path) -> None:  # noqa: ANN001
                               "readable MIDI file"), warning
     assert_one_line_error(error, "none of the 1 MIDI files gives a clip")
     assert [p for p in isolated.rglob("*") if p.is_file()] == [noise], "nothing is written"
+
+
+def test_a_path_with_spaces_stays_one_path(isolated: Path) -> None:  # noqa: ANN001
+    band(isolated / "my songs" / "a band.mid")
+    assert resolve_config(["generate", "--midi-files", "my songs/a band.mid", "x.mid"]
+                          ).data.score.midi_files == ("my songs/a band.mid", "x.mid")
+    proc = run_cli(["generate", "--n-samples", "2", "--workers", "1",
+                    "--score-generators", "midi_files=1", "--midi-files", "my songs"], isolated)
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((Path(proc.stdout.split()[-1]) / "config.json").read_text())
+    assert len(meta["identity"]["score_files"]) == 1

@@ -60,7 +60,7 @@ DATASET = (
     Opt("--midi-files", "data.score.midi_files", "MIDI files, or directories of *.mid/*.midi "
         "(not recursive), that the midi_files score generator cuts into labelled clips of "
         "--clip-seconds; use with --score-generators midi_files=1 (unusable files are skipped "
-        "with a warning)", "PATH", nargs="+", words=True),
+        "with a warning)", "PATH", nargs="+"),  # not words: a path may hold spaces
     Opt("--midi-map", "data.score.midi_map", "how --midi-files tracks become instruments of "
         "the set: program, the one with the track's GM program; family, else the first of "
         "its GM family (program // 8); other tracks and drums are skipped",
