@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import hashlib
 import importlib
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from instrlab.errors import InstrlabError, UnknownNameError
@@ -55,6 +58,18 @@ class Entry(Generic[T]):
     source: str
     description: str
     override: bool = False
+    code: str | None = None
+    """For a plugin, a digest of the file that defined it when it registered (see
+    :func:`code_digest`); None for built-ins, whose code instrlab's version names."""
+
+
+def code_digest(fn: Callable[..., Any]) -> str | None:
+    """sha256 (16 hex digits) of the module file that defines ``fn``; None without one."""
+    path = getattr(sys.modules.get(getattr(fn, "__module__", None) or ""), "__file__", None)
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else None
+    except OSError:
+        return None
 
 
 class Registry(Generic[T]):
@@ -92,7 +107,8 @@ class Registry(Generic[T]):
                     "rename it or register it with override=True"
                 )
             doc = (fn.__doc__ or "").strip().splitlines()
-            self._entries[key] = Entry(key, fn, source, doc[0] if doc else "", override)
+            code = None if source == BUILTIN else code_digest(fn)
+            self._entries[key] = Entry(key, fn, source, doc[0] if doc else "", override, code)
             return fn
 
         if factory is not None:

@@ -347,3 +347,34 @@ def test_project_example_sets_sound_in_fluidr3(isolated: Path, monkeypatch: pyte
         for pitch in inst.pitch_range:
             stem = synth.render_stem(inst, [Note(k, pitch, 60, 0.1, 0.8)], 1.0)
             assert active_rms_db(stem) > -75, (inst.name, pitch)
+
+
+def test_a_plugins_datasets_are_renamed_when_its_code_changes(isolated: Path) -> None:
+    """Built-in generators rename their datasets through instrlab's version; a plugin's
+    datasets through a digest of its file, so edited notes never reuse stale clips."""
+    import json
+
+    from test_cli import run_cli
+
+    mine = isolated / "mine"
+    mine.mkdir()
+    plugin = mine / "scales.py"
+    plugin.write_text((PROJECT_PLUGINS / "scales.py").read_text())
+    args = ["generate", "--n-samples", "2", "--workers", "1", "--score-generators", "scales=1"]
+
+    def build() -> Path:
+        proc = run_cli(args, isolated, INSTRLAB_PLUGINS=str(mine))
+        assert proc.returncode == 0, proc.stderr
+        return Path(proc.stdout.split()[-1])
+
+    first = build()
+    identity = json.loads((first / "config.json").read_text())["identity"]
+    assert list(identity["plugin_code"]) == ["score generator scales"]
+    assert build() == first  # the same code: the dataset is reused
+    plugin.write_text(plugin.read_text().replace("step = float(req.rng.uniform(0.15, 0.6))",
+                                                 "step = float(req.rng.uniform(0.2, 0.6))"))
+    edited = build()
+    assert edited != first and (first / "config.json").exists()
+    plain = run_cli(["generate", "--n-samples", "2", "--workers", "1"], isolated)
+    assert "plugin_code" not in json.loads(
+        (Path(plain.stdout.split()[-1]) / "config.json").read_text())["identity"]

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from instrlab import registry
 from instrlab.dataset.config import (
     DatasetConfig,
     allowed_soundfonts,
@@ -72,6 +73,15 @@ from instrlab.synth.mixing import mix_stems, normalize_peak
 CHUNK = 32
 MIN_PARALLEL = 256  # samples below which worker processes cost more than they save
 SOUNDFONT_STREAM = 0x5F0  # random stream of soundfont choices, apart from the score's
+
+
+def plugin_code(cfg: DatasetConfig) -> dict[str, str]:
+    """``"kind name": digest`` of each plugin component ``cfg`` renders with: a dataset made
+    with a plugin is renamed when the plugin's file changes (built-ins: instrlab's version)."""
+    used = [(registry.synths, cfg.synth), (registry.features, cfg.features),
+            *((registry.score_generators, name) for name, _ in cfg.score.generators)]
+    entries = [(reg.kind, reg.entry(name)) for reg, name in used]
+    return {f"{kind} {e.name}": e.code for kind, e in entries if e.code}
 
 
 @dataclass
@@ -126,7 +136,7 @@ class SampleRenderer:
     def identity(self) -> dict[str, Any]:
         return build_identity(self.cfg, [s.identity() for s in self.synths],
                               self.extractor.params(),
-                              self.iset.to_dict())
+                              self.iset.to_dict(), plugin_code(self.cfg))
 
     def protocol(self, index: int) -> bool:
         """Whether clip ``index`` keeps the seed's protocol (``DatasetConfig.test_protocol``)."""

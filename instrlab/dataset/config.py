@@ -174,9 +174,9 @@ def identity_digest(identity: dict[str, Any]) -> str:
 
 def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
                    feature_params: dict[str, Any], instrument_set: dict[str, Any],
-                   ) -> dict[str, Any]:
-    """The full identity: config, resolved soundfont checksum, features, set, version, and
-    the checksums of the MIDI files that scores are cut from."""
+                   plugin_code: dict[str, str] | None = None) -> dict[str, Any]:
+    """The full identity: config, resolved soundfont checksum, features, set, version, the
+    checksums of the MIDI files that scores are cut from, and of the plugins' code."""
     config = {k: v for k, v in cfg.to_dict().items()
               # soundfont names are replaced by the checksums in the synth identities
               if k not in ("soundfont", "extra_soundfonts", "soundfont_exclude")}
@@ -210,4 +210,6 @@ def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
         identity["score_files"] = file_digests(cfg.score.midi_files)
     else:
         del config["score"]["midi_map"]
+    if plugin_code:  # absent without plugins, so built-in datasets keep their names
+        identity["plugin_code"] = dict(sorted(plugin_code.items()))
     return identity
