@@ -28,7 +28,8 @@ from instrlab.scores.base import Note, ScoreConfig, ScoreRequest, quantise
 
 SUFFIXES = (".mid", ".midi")
 DRUMS = 9  # GM channel 10, counted from 0
-SPLIT_HINT = "(the option splits paths at spaces and commas)"
+SPLIT_HINT = ("(a --set value splits paths at spaces and commas: give a path that holds "
+              "them to --midi-files, or as a list in a TOML file)")
 
 Stamp = tuple[tuple[str, str, int, int], ...]
 """(path as given, resolved path, mtime in ns, size) of each file: the parse cache's key."""
