@@ -18,16 +18,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 
 import numpy as np
 
 from instrlab.errors import InstrlabError
-from instrlab.paths import cache_dir
 from instrlab.registry import score_generators
 from instrlab.scores.base import Note, ScoreGenerator, ScoreRequest
+from instrlab.scores.parse_cache import cached_json
 
 QUARTETS = tuple(
     f"{work}/movement{m}.mxl"
@@ -77,19 +75,7 @@ def load_corpus(pieces: tuple[str, ...] = QUARTETS) -> dict[str, list[Part]]:
     """The parsed parts of ``pieces`` (corpus paths), from the cache when it holds them."""
     version = _music21_version()
     digest = hashlib.sha256(json.dumps([version, pieces]).encode()).hexdigest()[:16]
-    path = cache_dir() / "corpus" / f"music21-{digest}.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        pass
-    # as the cache file reads back (lists, not tuples): a parse and a cache hit look alike
-    parsed = json.loads(json.dumps({p: _parse(p) for p in pieces}))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(parsed, f)
-    os.chmod(f.name, 0o644)
-    os.replace(f.name, path)  # atomic: a reader sees all of it or nothing
-    return parsed
+    return cached_json(f"corpus/music21-{digest}.json", lambda: {p: _parse(p) for p in pieces})
 
 
 def excerpt(req: ScoreRequest, parts: list[Part], seconds: float) -> list[Note] | None:
