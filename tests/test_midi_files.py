@@ -69,6 +69,13 @@ def band(path: Path) -> Path:
     ])
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Parsed files are cached under $INSTRLAB_CACHE: each test its own, never the user's."""
+    monkeypatch.setenv("INSTRLAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def midi_cfg(*files: Path | str, **kw: object) -> ScoreConfig:
     kw.setdefault("clip_seconds", 2.0)
     return ScoreConfig(generators=(("midi_files", 1.0),),  # type: ignore[arg-type]
@@ -271,3 +278,42 @@ def test_a_path_with_spaces_stays_one_path(isolated: Path) -> None:  # noqa: ANN
     assert proc.returncode == 0, proc.stderr
     meta = json.loads((Path(proc.stdout.split()[-1]) / "config.json").read_text())
     assert len(meta["identity"]["score_files"]) == 1
+
+
+def test_each_file_is_parsed_once_per_content(seed12: InstrumentSet, tmp_path: Path,
+                                              own_cache: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capfd: pytest.CaptureFixture[str]) -> None:
+    import mido
+
+    songs = tmp_path / "songs"
+    band(songs / "band.mid")
+    (songs / "broken.mid").write_bytes(b"MThd\x00\x00")
+    cfg = midi_cfg(songs)
+    first = [clip(seed12, cfg, i) for i in range(3)]
+    entries = sorted((own_cache / "midi").glob("*.json"))
+    assert len(entries) == 2  # the broken file's reason is kept too
+
+    parse = mido.MidiFile
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parsed a file the cache holds")
+
+    monkeypatch.setattr(mido, "MidiFile", refuse)
+    _load.cache_clear()  # as a new process: only the disk cache is left
+    assert [clip(seed12, cfg, i) for i in range(3)] == first
+    warned = [w for w in capfd.readouterr().err.splitlines() if "broken.mid" in w]
+    assert len(warned) == 2 and warned[0] == warned[1], warned
+
+    # a damaged or foreign entry is parsed again and replaced; no other file is touched
+    monkeypatch.setattr(mido, "MidiFile", parse)
+    for entry, text in zip(entries, ['{"notes": [[0, 60', '{"notes": 5, "heard": []}']):
+        entry.write_text(text)
+    _load.cache_clear()
+    assert [clip(seed12, cfg, i) for i in range(3)] == first
+    assert sorted((own_cache / "midi").glob("*")) == entries
+    assert all(isinstance(json.loads(e.read_text()), dict) for e in entries)
+    # another content is another entry
+    write_midi(songs / "band.mid", [(0, PIANO, [(61, 0, 1, 90)])])
+    _load.cache_clear()
+    assert clip(seed12, cfg, 0)[1] == [("acoustic_grand_piano", 61, 90, 0.0, 0.5)]
+    assert len(list((own_cache / "midi").glob("*.json"))) == 3

@@ -20,14 +20,19 @@ import multiprocessing
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from instrlab.errors import InstrlabError
 from instrlab.instruments import InstrumentSet
 from instrlab.registry import score_generators
 from instrlab.scores.base import Note, ScoreConfig, ScoreRequest, quantise
+from instrlab.scores.parse_cache import cached_json
 
 SUFFIXES = (".mid", ".midi")
 DRUMS = 9  # GM channel 10, counted from 0
+PARSE_VERSION = 1
+"""Bumped whenever :func:`parse_file` reads the same bytes differently: it names the
+cached parses."""
 SPLIT_HINT = ("(a --set value splits paths at spaces and commas: give a path that holds "
               "them to --midi-files, or as a list in a TOML file)")
 
@@ -95,13 +100,16 @@ def program_map(iset: InstrumentSet, midi_map: str) -> dict[int, int]:
             if p in exact or p // 8 in family}
 
 
-def read_notes(path: Path, programs: dict[int, int]) -> list[Note]:
-    """The mapped notes of one file, in seconds from its start; :class:`UnusableFile` says
-    why a file has none."""
+def parse_file(data: bytes) -> dict[str, list]:
+    """Every note of one MIDI file's bytes, ``[program, pitch, velocity, start, end]`` in
+    seconds from its start, and the programs ``heard`` ("drums": channel 10);
+    :class:`UnusableFile` says why a file has none."""
+    import io
+
     import mido  # here: ScoreConfig is read by --help, and mido costs 0.1 s to import
 
     try:
-        mid = mido.MidiFile(path)
+        mid = mido.MidiFile(file=io.BytesIO(data))
         messages = [] if mid.type == 2 else list(mid)
     except Exception as exc:  # mido raises OSError, EOFError, KeyError, ValueError, ...
         detail = " ".join(f"{type(exc).__name__}: {exc}".split()).removesuffix(":")
@@ -111,33 +119,66 @@ def read_notes(path: Path, programs: dict[int, int]) -> list[Note]:
                            "type 0 or 1")
     current = [0] * 16
     sounding: dict[tuple[int, int], list[tuple[float, int, int]]] = {}
-    notes: list[Note] = []
-    seen: set[int | str] = set()
+    notes: list[list] = []
+    heard: set[int | str] = set()
     now = 0.0
     for msg in messages:
         now += msg.time
         if msg.type == "program_change":
             current[msg.channel] = msg.program
         elif msg.type in ("note_on", "note_off") and msg.channel == DRUMS:
-            seen.add("drums")
+            heard.add("drums")
         elif msg.type == "note_on" and msg.velocity > 0:
-            seen.add(current[msg.channel])
+            heard.add(current[msg.channel])
             key = (msg.channel, msg.note)
             sounding.setdefault(key, []).append((now, msg.velocity, current[msg.channel]))
         elif msg.type in ("note_on", "note_off") and sounding.get((msg.channel, msg.note)):
             start, velocity, program = sounding[(msg.channel, msg.note)].pop(0)
-            if program in programs and now > start:
-                notes.append(Note(programs[program], msg.note, velocity, start, now))
+            if now > start:
+                notes.append([program, msg.note, velocity, start, now])
     for (_, pitch), held in sounding.items():  # never released: they end with the file
-        notes += [Note(programs[p], pitch, v, s, now) for s, v, p in held
-                  if p in programs and now > s]
-    if not seen:
+        notes += [[p, pitch, v, s, now] for s, v, p in held if now > s]
+    if not heard:
         raise UnusableFile("holds no notes")
+    programs = sorted(p for p in heard if isinstance(p, int))
+    return {"notes": notes, "heard": [*programs, *(["drums"] if "drums" in heard else [])]}
+
+
+def parsed_file(path: Path) -> dict[str, list]:
+    """:func:`parse_file` of ``path``, parsed once per content and ``PARSE_VERSION`` (a
+    JSON file under ``$INSTRLAB_CACHE/midi``, shared by every process and run); an
+    unusable file's reason is kept too."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnusableFile(f"cannot be read ({exc.strerror})") from None
+    digest = hashlib.sha256(data).hexdigest()
+
+    def parse() -> dict[str, Any]:
+        try:
+            return parse_file(data)
+        except UnusableFile as why:
+            return {"unusable": str(why)}
+
+    def valid(entry: Any) -> bool:
+        return isinstance(entry, dict) and (isinstance(entry.get("unusable"), str) or (
+            isinstance(entry.get("notes"), list) and isinstance(entry.get("heard"), list)))
+
+    entry = cached_json(f"midi/v{PARSE_VERSION}-{digest}.json", parse, valid)
+    if "unusable" in entry:
+        raise UnusableFile(entry["unusable"])
+    return entry
+
+
+def read_notes(path: Path, programs: dict[int, int]) -> list[Note]:
+    """The mapped notes of one file, in seconds from its start; :class:`UnusableFile` says
+    why a file has none."""
+    parsed = parsed_file(path)
+    notes = [Note(programs[p], pitch, velocity, start, end)
+             for p, pitch, velocity, start, end in parsed["notes"] if p in programs]
     if not notes:
-        heard = [str(p) for p in sorted(p for p in seen if isinstance(p, int))]
-        heard += ["drums"] if "drums" in seen else []
         raise Unmapped(f"no track plays an instrument of the set (it plays GM programs, from "
-                       f"0: {', '.join(heard)})")
+                       f"0: {', '.join(str(p) for p in parsed['heard'])})")
     return sorted(notes, key=lambda n: (n.start, n.instrument, n.pitch))
 
 
