@@ -51,6 +51,11 @@ def test_report_matches_hand_computation() -> None:
     # clips with one instrument: 0 and 3 -> a and c right, b absent (F1 0 by zero_division)
     assert r["f1_by_count/1"] == pytest.approx(2 / 3)
     assert "f1_by_count/2" in r and "f1_by_count/3" not in r
+    # 6 labels predicted (a: 2, b: 1, c: 3) and 6 true over 4 clips
+    assert r["labels_per_clip"] == pytest.approx(6 / 4)
+    assert r["true_labels_per_clip"] == pytest.approx(6 / 4)
+    assert multilabel_report(Y, P, 0.05, NAMES)["labels_per_clip"] == pytest.approx(3.0)
+    assert multilabel_report(Y, P, 0.95, NAMES, min_labels=1)["labels_per_clip"] == 1.0
 
 
 def test_report_ranks_like_sklearn() -> None:

@@ -40,6 +40,8 @@ def test_main_run_logs_metrics_params_and_tags(store: dict) -> None:
                 "test_mAP", "train_samples_per_s", "seconds_train", "seconds_evaluate",
                 "seconds_generate"]:
         assert key in metrics, key
+    assert 1 <= metrics["test_true_labels_per_clip"] <= 4  # the protocol's 1..4 instruments
+    assert 0 < metrics["test_labels_per_clip"] <= len(NAMES)
     for name in NAMES:
         for kind in ("f1", "precision", "recall"):
             assert 0.0 <= metrics[f"test_{kind}/{name}"] <= 1.0

@@ -70,7 +70,10 @@ def multilabel_report(
     min_labels: int = 0,
 ) -> dict[str, float]:
     """Flat dict of metrics: macro/micro F1, mAP, LRAP, per-class F1/precision/recall and
-    average precision (``ap/<name>``, only for classes with positives), F1 by count."""
+    average precision (``ap/<name>``, only for classes with positives), F1 by count, and the
+    mean number of instruments per clip predicted and true (``labels_per_clip``,
+    ``true_labels_per_clip``): off the training distribution a model that names too many
+    shows it there first."""
     y_true = np.asarray(y_true).astype(np.uint8)
     probs = np.asarray(probs, dtype=np.float64)
     if y_true.shape != probs.shape or y_true.shape[1] != len(names):
@@ -87,6 +90,8 @@ def multilabel_report(
         "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
         "mAP": float(np.mean(list(aps.values()))) if aps else 0.0,
         "lrap": float(label_ranking_average_precision_score(y_true, probs)),
+        "labels_per_clip": float(y_pred.sum(axis=1).mean()),
+        "true_labels_per_clip": float(y_true.sum(axis=1).mean()),
     }
     for i, name in enumerate(names):
         report[f"f1/{name}"] = float(f1[i])
