@@ -169,7 +169,8 @@ features: Registry[Callable[..., Any]] = Registry(
 models: Registry[Callable[..., Any]] = Registry(
     "model", ("instrlab.models.mel_cnn", "instrlab.models.seed_cnn"))
 score_generators: Registry[Callable[..., Any]] = Registry(
-    "score generator", ("instrlab.scores.seed_random", "instrlab.scores.melody",
+    "score generator", ("instrlab.scores.seed_random", "instrlab.scores.paced_random",
+                        "instrlab.scores.melody",
                         "instrlab.scores.chords", "instrlab.scores.sustained",
                         "instrlab.scores.ensemble", "instrlab.scores.corpus",
                         "instrlab.scores.midi_files"))

@@ -33,10 +33,10 @@ def only(name: str, **kw: object) -> ScoreConfig:
 
 
 def test_builtin_generators_are_registered() -> None:
-    assert {"seed_random", *MUSIC} <= set(score_generators.names())
+    assert {"seed_random", "paced_random", *MUSIC} <= set(score_generators.names())
 
 
-@pytest.mark.parametrize("name", MUSIC)
+@pytest.mark.parametrize("name", (*MUSIC, "paced_random"))
 @pytest.mark.parametrize("share", [0.0, 1.0])
 def test_generator_is_deterministic_and_stays_in_its_register(
         seed12: InstrumentSet, name: str, share: float) -> None:
@@ -98,7 +98,8 @@ def test_music_span_is_checked_and_named_only_when_used(seed12: InstrumentSet) -
 
 def test_the_instrument_draw_does_not_depend_on_the_generator(seed12: InstrumentSet) -> None:
     for i in range(50):
-        drawn = {generate_score(seed12, only(g), 0, i).instruments for g in ("seed_random", *MUSIC)}
+        drawn = {generate_score(seed12, only(g), 0, i).instruments
+                 for g in ("seed_random", "paced_random", *MUSIC)}
         assert len(drawn) == 1
 
 
@@ -121,6 +122,22 @@ def test_melody_moves_by_steps_and_legato_unlike_random_notes(seed12: Instrument
     assert np.mean(steps <= 2) > 0.55 > np.mean(rsteps <= 2) + 0.1, (
         np.mean(steps <= 2), np.mean(rsteps <= 2))
     assert np.median(gaps) < 0.2 < np.median(rgaps), (np.median(gaps), np.median(rgaps))
+
+
+def test_paced_random_notes_do_not_count_the_instruments(seed12: InstrumentSet) -> None:
+    def per_clip(name: str) -> tuple[np.ndarray, np.ndarray]:
+        scores = [generate_score(seed12, only(name), 0, i) for i in range(N)]
+        return (np.array([len(s.instruments) for s in scores]),
+                np.array([len(s.notes) for s in scores]))
+
+    k, n = per_clip("seed_random")
+    assert n.max() <= 5 * k.max() and np.all(n <= 5 * k)  # the seed: five notes each at most
+    k, n = per_clip("paced_random")
+    per_inst = [len(s.notes_of(i)) for s in (generate_score(seed12, only("paced_random"), 0, j)
+                                             for j in range(N)) for i in s.instruments]
+    assert np.quantile(per_inst, 0.1) <= 3 and np.quantile(per_inst, 0.9) >= 20, per_inst
+    # a single instrument often plays more notes than four do in the seed's scores
+    assert np.mean(n[k == 1] > 20) > 0.2
 
 
 def test_chords_sound_together_on_instruments_that_play_them(seed12: InstrumentSet) -> None:
