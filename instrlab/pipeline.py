@@ -316,7 +316,7 @@ def f1_table(metrics: dict[str, float], names: list[str], labels: list[str], pre
                   f"{SEED_MACRO_F1:.2f}")
     table.add_row("micro F1", f"{metrics[f'{prefix}_micro_f1']:.3f}", "", "", "")
     table.add_row("mAP", f"{metrics[f'{prefix}_mAP']:.3f}", "", "", "")
-    table.add_row("instruments per clip, named / true",
+    table.add_row("named / true per clip",
                   f"{metrics[f'{prefix}_labels_per_clip']:.2f} / "
                   f"{metrics[f'{prefix}_true_labels_per_clip']:.2f}", "", "", "")
     return table
