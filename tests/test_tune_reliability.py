@@ -211,6 +211,21 @@ def test_first_signal_waits_for_a_safe_point_and_a_second_one_does_not() -> None
     check_interrupt()
 
 
+def test_sigterm_again_still_waits_for_a_safe_point() -> None:
+    """A SIGKILLed multi-threaded parent sends its worker the parent-death SIGTERM once per
+    thread it is handed to: repeats must not raise where they land (mid storage write)."""
+    sent = 0
+    with pytest.raises(KeyboardInterrupt), signals_as_interrupt():
+        while sent < 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler has run: nothing was raised here
+            sent += 1
+        with pytest.raises(KeyboardInterrupt):
+            check_interrupt()
+    assert sent == 3
+    check_interrupt()
+
+
 def test_a_signal_after_the_last_safe_point_still_interrupts() -> None:
     with pytest.raises(KeyboardInterrupt), signals_as_interrupt():
         os.kill(os.getpid(), signal.SIGINT)

@@ -247,15 +247,17 @@ def signals_as_interrupt() -> Iterator[None]:
     The first signal only sets a flag that :func:`check_interrupt` raises at the next safe
     point. Raised where the signal lands, a KeyboardInterrupt can cut an MLflow or Optuna
     storage write in half (a SQLAlchemy transaction, a journal lock) and leave a run or a
-    trial that never ends. A second signal raises at once, wherever it lands; Python drops
-    one raised in a finalizer, which is kept quiet here (the flag is already set).
+    trial that never ends. A second Ctrl-C raises at once, wherever it lands; Python drops
+    one raised in a finalizer, which is kept quiet here (the flag is already set). SIGTERM
+    never does: a worker's parent-death signal comes once per thread of the dying parent
+    that it is handed to (prctl(2)), so one SIGKILL of ``instrlab tune`` sends it several.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if _interrupted.is_set():
+        if _interrupted.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         _interrupted.set()
 
