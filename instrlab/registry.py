@@ -59,17 +59,33 @@ class Entry(Generic[T]):
     description: str
     override: bool = False
     code: str | None = None
-    """For a plugin, a digest of the file that defined it when it registered (see
-    :func:`code_digest`); None for built-ins, whose code instrlab's version names."""
+    """For a plugin, a digest of its code when it registered (see :func:`code_digest`);
+    None for built-ins, whose code instrlab's version names."""
 
 
 def code_digest(fn: Callable[..., Any]) -> str | None:
-    """sha256 (16 hex digits) of the module file that defines ``fn``; None without one."""
-    path = getattr(sys.modules.get(getattr(fn, "__module__", None) or ""), "__file__", None)
+    """sha256 (16 hex digits) of the code that defines ``fn``: every ``*.py`` file of its
+    top-level package (a helper module it imports is its code too), or its module file
+    when that is not in a package (a plugin directory's file); None without a file."""
+    module_name = getattr(fn, "__module__", None) or ""
+    path = getattr(sys.modules.get(module_name), "__file__", None)
+    top = sys.modules.get(module_name.split(".")[0])
+    top_file = getattr(top, "__file__", None)
+    if path is None:
+        return None
+    if hasattr(top, "__path__") and top_file:
+        root = Path(top_file).parent
+        files = sorted(root.rglob("*.py"))
+    else:
+        root, files = Path(path).parent, [Path(path)]
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else None
+        for f in files:
+            digest.update(f.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(f.read_bytes()).digest())
     except OSError:
         return None
+    return digest.hexdigest()[:16]
 
 
 class Registry(Generic[T]):

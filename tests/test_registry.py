@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+
 import pytest
 
 from instrlab.errors import InstrlabError, UnknownNameError
 from instrlab.instruments import Instrument, InstrumentSet, get_instrument_set
-from instrlab.registry import ALL, BUILTIN, Registry, registering_from
+from instrlab.registry import ALL, BUILTIN, Registry, code_digest, registering_from
 from instrlab.reports import registry_table
 
 
@@ -187,3 +191,35 @@ def test_reading_data_components_does_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_code_digest_covers_a_plugin_package_and_only_a_loose_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin package's digest changes when a helper module it imports changes; a loose
+    module's digest is its own file's (sibling files are other plugins)."""
+    pkg = tmp_path / "digestpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from digestpkg.helper import STEP\n\n"
+                                     "def gen():\n    return STEP\n")
+    (pkg / "helper.py").write_text("STEP = 1\n")
+    (tmp_path / "loose.py").write_text("def gen():\n    return 1\n")
+    (tmp_path / "sibling.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def digests() -> tuple[str | None, str | None]:
+        for name in ("digestpkg", "digestpkg.helper", "loose"):
+            sys.modules.pop(name, None)
+        importlib.invalidate_caches()
+        return (code_digest(importlib.import_module("digestpkg").gen),
+                code_digest(importlib.import_module("loose").gen))
+
+    package, loose = digests()
+    assert package is not None and loose is not None
+    assert digests() == (package, loose)
+    (pkg / "helper.py").write_text("STEP = 2\n")
+    (tmp_path / "sibling.py").write_text("X = 2\n")
+    assert digests() == (digests()[0], loose) and digests()[0] != package
+    (tmp_path / "loose.py").write_text("def gen():\n    return 2\n")
+    assert digests()[1] != loose
+    for name in ("digestpkg", "digestpkg.helper", "loose"):
+        sys.modules.pop(name, None)
