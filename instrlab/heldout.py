@@ -20,13 +20,21 @@ TAG_HELDOUT = "instrlab.heldout"
 MUSIC = "music"  # the real-music figures' name in metric keys
 
 
+def counts(m: dict[str, float], where: str) -> dict[str, float]:
+    """Instruments named and present per clip of one held-out figure, as metrics keyed by
+    ``where``: naming too many is how a model fails off its training distribution."""
+    return {f"heldout_labels_per_clip/{where}": m["test_labels_per_clip"],
+            f"heldout_true_labels_per_clip/{where}": m["test_true_labels_per_clip"]}
+
+
 def evaluate_held_out(model_uri: str, data: DatasetConfig, cfg: EvalConfig, *,
                       workers: int = 0, progress: bool = True) -> dict[str, float]:
     """Score the model at ``model_uri`` (trained on ``data``) on every figure of ``cfg``.
 
     Logs ``heldout_macro_f1_octave_*``, ``heldout_macro_f1_music``,
     ``heldout_macro_f1/<stem>``, ``heldout_macro_f1/<stem>/music`` and
-    ``heldout_worst_f1/<stem>`` to the active run and returns them.
+    ``heldout_worst_f1/<stem>`` to the active run and returns them, and with them the
+    :func:`counts` of each figure (``heldout_labels_per_clip/<figure>``, ...).
     """
     loaded = load_model(model_uri)
 
@@ -41,18 +49,22 @@ def evaluate_held_out(model_uri: str, data: DatasetConfig, cfg: EvalConfig, *,
         label = octave_label(octave)
         m = score(label, cfg.octave_data(data, octave))
         metrics[f"heldout_macro_f1_{label}"] = m["test_macro_f1"]
+        metrics.update(counts(m, label))
     if cfg.music:
         m = score(MUSIC, cfg.music_data(data, data.soundfont))
         metrics[f"heldout_macro_f1_{MUSIC}"] = m["test_macro_f1"]
+        metrics.update(counts(m, MUSIC))
     for soundfont in cfg.soundfonts:
         stem = soundfont_stem(soundfont)
         m = score(stem, cfg.soundfont_data(data, soundfont))
         metrics[f"heldout_macro_f1/{stem}"] = m["test_macro_f1"]
         metrics[f"heldout_worst_f1/{stem}"] = min(v for k, v in m.items()
                                                   if k.startswith("test_f1/"))
+        metrics.update(counts(m, stem))
         if cfg.music:
             m = score(f"{stem}, {MUSIC}", cfg.music_data(data, soundfont))
             metrics[f"heldout_macro_f1/{stem}/{MUSIC}"] = m["test_macro_f1"]
+            metrics.update(counts(m, f"{stem}/{MUSIC}"))
     mlflow.log_metrics(metrics)
     return metrics
 

@@ -139,6 +139,13 @@ def test_two_fold_benchmark_end_to_end(tmp_path: Path, corpus_cache: Path) -> No
         assert fold["heldout_macro_f1_music"] == fold[f"heldout_macro_f1/{name}/music"]
         assert m[f"heldout_macro_f1_music/{name}"] == fold["heldout_macro_f1_music"]
     assert "heldout_macro_f1/sf_GMbank/music" in folds["TimGM6mb"].data.metrics
+    for r in evals:  # instruments named and present per clip of each held-out figure
+        name = r.data.tags["instrlab.fold"]
+        where = r.info.run_name.split(" on ", 1)[1].replace(".sf2, ", "/").removesuffix(".sf2")
+        fold = folds[name].data.metrics
+        assert fold[f"heldout_labels_per_clip/{where}"] == r.data.metrics["test_labels_per_clip"]
+        assert (fold[f"heldout_true_labels_per_clip/{where}"]
+                == r.data.metrics["test_true_labels_per_clip"] > 0)
     music = [r for r in evals if r.info.run_name.endswith(", music")]
     assert len(music) == 3 and all(
         r.data.params["data.score.generators"] == "(('corpus', 1.0),)" for r in music)

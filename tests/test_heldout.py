@@ -90,6 +90,10 @@ def test_main_logs_held_out_figures_as_top_level_metrics(store: dict) -> None:
                       ("TimGM6mb, music", "heldout_macro_f1/TimGM6mb/music")]:
         child = children[name]
         assert child.data.metrics["test_macro_f1"] == m[key]
+        where = name.replace(", ", "/")  # the counts of the same clips, under the figure's name
+        assert m[f"heldout_labels_per_clip/{where}"] == child.data.metrics["test_labels_per_clip"]
+        assert (m[f"heldout_true_labels_per_clip/{where}"]
+                == child.data.metrics["test_true_labels_per_clip"] > 0)
         assert child.data.tags["instrlab.trained_run_id"] == run.info.run_id
         assert (child.data.params["data.n_samples"], child.data.params["data.seed"]) == (
             "8", "1")

@@ -15,7 +15,7 @@ from instrlab.config import EvalConfig, ExperimentConfig, octave_label
 from instrlab.console import console
 from instrlab.errors import InstrlabError
 from instrlab.folds.config import FoldsConfig
-from instrlab.heldout import MUSIC
+from instrlab.heldout import MUSIC, counts
 from instrlab.instruments import InstrumentSet, get_instrument_set
 from instrlab.pipeline import evaluate_logged_model, prepare_dataset, train_and_evaluate
 from instrlab.predict import load_model
@@ -92,7 +92,7 @@ def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, worke
         if folds_cfg.music:
             figures.append((MUSIC, {"music": folds_cfg.music}))
         clips = EvalConfig(samples=folds_cfg.eval_samples).clips
-        results, shifted = {}, {}
+        results, shifted, named = {}, {}, {}
         for sf in fold.held_out:
             for label, how in [("", {}), *figures]:
                 where = f"{sf}, {label}" if label else sf
@@ -100,8 +100,10 @@ def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, worke
                     mlflow.set_tag(TAG_FOLD, fold.name)
                     m = evaluate_logged_model(uri, clips(cfg.data, sf, **how), workers=workers,
                                               progress=progress, loaded=loaded)
+                stem = Path(sf).stem
+                named.update(counts(m, f"{stem}/{label}" if label else stem))
                 if label:
-                    shifted[f"heldout_macro_f1/{Path(sf).stem}/{label}"] = m["test_macro_f1"]
+                    shifted[f"heldout_macro_f1/{stem}/{label}"] = m["test_macro_f1"]
                 else:
                     results[sf] = m
         headline = results[fold.held_out[0]]
@@ -113,7 +115,7 @@ def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, worke
                if k.startswith("test_f1/")},
             **{f"heldout_macro_f1/{Path(sf).stem}": m["test_macro_f1"]
                for sf, m in results.items()},
-            **shifted,
+            **shifted, **named,
             **{f"heldout_macro_f1_{label}": shifted[f"heldout_macro_f1/{first}/{label}"]
                for label in labels},
         })
