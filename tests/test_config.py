@@ -98,9 +98,13 @@ def test_presets_are_named_changes_of_the_defaults() -> None:
     assert resolve_config(["main", "--preset", "seed"]) == seed
     assert mlflow_run_config("seed_repro") == seed
     assert mlflow_run_config("main", {"preset": "plain"}) == plain
-    music = preset("music")  # the default but for what its training clips play
+    music = preset("music")  # the default but for what its training clips play and its rate
     assert music.data.score == ScoreConfig(generators=MUSIC_GENERATORS, music_span=7)
-    assert dataclasses.replace(music, data=ExperimentConfig().data) == ExperimentConfig()
+    assert dict(MUSIC_GENERATORS)["seed_random"] == 0.5 and "paced_random" in dict(
+        MUSIC_GENERATORS)
+    assert music.train == dataclasses.replace(ExperimentConfig().train, lr=0.003)
+    assert dataclasses.replace(music, data=ExperimentConfig().data,
+                               train=ExperimentConfig().train) == ExperimentConfig()
     assert music.data == dataclasses.replace(ExperimentConfig().data, score=music.data.score)
     assert mlflow_run_config("main", {"preset": "music"}) == music
     with pytest.raises(InstrlabError, match="unknown preset 'fast'; use one of default"):

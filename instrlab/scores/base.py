@@ -27,9 +27,10 @@ REGISTER_STREAM = 0x7E6  # random stream of register choices and pitches, apart 
 GENERATOR_STREAM = 0x6E6  # random stream of each clip's generator, apart from the score's
 SEED_GENERATORS: tuple[tuple[str, float], ...] = (("seed_random", 1.0),)
 MUSIC_GENERATORS: tuple[tuple[str, float], ...] = (
-    ("seed_random", 0.5), ("melody", 0.15), ("chords", 0.15), ("sustained", 0.1),
-    ("ensemble", 0.1))
-"""Half random notes, half music: the ``music`` preset's training clips (README "Scores")."""
+    ("seed_random", 0.5), ("paced_random", 0.25), ("melody", 0.075), ("chords", 0.075),
+    ("sustained", 0.05), ("ensemble", 0.05))
+"""Half the seed's random notes, a quarter random notes at other paces, a quarter music: the
+``music`` preset's training clips (README "Scores")."""
 MUSIC_SPAN = 7
 """The ``music`` preset's ``music_span``: a fifth either side of the protocol's range."""
 SCORES_VERSION = 2
