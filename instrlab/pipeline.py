@@ -178,7 +178,9 @@ def evaluate_split(model: Any, ds: SynthDataset, idx: np.ndarray, thresholds: np
     log_figure(plots.pr_curves(y_true, probs, names), f"plots/{prefix}_pr_curves.png")
     log_figure(plots.confusion_view(y_true, binarize(probs, thresholds, min_labels), names),
                f"plots/{prefix}_confusion.png")
-    mlflow.log_dict({"index": [int(i) for i in idx], "probs": probs.round(5).tolist()},
+    # unrounded, so the logged metrics follow from these probabilities exactly (a rounded
+    # probability can cross a threshold or tie the most probable instruments)
+    mlflow.log_dict({"index": [int(i) for i in idx], "probs": probs.tolist()},
                     f"predictions/{prefix}.json")
     return metrics
 
