@@ -30,9 +30,9 @@ MUSIC_GENERATORS: tuple[tuple[str, float], ...] = (
     ("seed_random", 0.5), ("paced_random", 0.25), ("melody", 0.075), ("chords", 0.075),
     ("sustained", 0.05), ("ensemble", 0.05))
 """Half the seed's random notes, a quarter random notes at other paces, a quarter music: the
-``music`` preset's training clips (README "Scores")."""
+default experiment's training clips (README "Scores")."""
 MUSIC_SPAN = 7
-"""The ``music`` preset's ``music_span``: a fifth either side of the protocol's range."""
+"""The default experiment's ``music_span``: a fifth either side of the protocol's range."""
 SCORES_VERSION = 2
 """Bumped whenever a built-in generator other than ``seed_random`` (whose notes never
 change) writes other notes for the same seed: datasets that draw them are renamed."""
