@@ -38,13 +38,14 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
 
 
 def variants(default: SpecAugmentConfig) -> dict[str, SpecAugmentConfig]:
-    """The default, the default without its spectrum shift, and each active part alone."""
+    """The default, the default without its spectrum shift, and each part alone."""
     off = SpecAugmentConfig(eq_db=0.0, freq_masks=0, time_masks=0, mixup_prob=0.0, shift_bins=0)
     parts = {
         "eq": {"eq_db": default.eq_db, "eq_knots": default.eq_knots},
         "masks": {"freq_masks": default.freq_masks, "time_masks": default.time_masks},
         "mixup": {"mixup_prob": default.mixup_prob},
         "shift": {"shift_bins": default.shift_bins},
+        "style mix": {"style_mix_prob": default.style_mix_prob or 0.5},
     }
     alone = {k: dataclasses.replace(off, **v) for k, v in parts.items()}
     return {"default": default, "default without shift": dataclasses.replace(default, shift_bins=0),
@@ -74,10 +75,10 @@ def main() -> None:
 
     base = timed(step, args.repeats)
     print(f"batch {args.batch_size} x {shape}, {args.threads} threads, median of {args.repeats}")
-    print(f"{'training step (' + ModelConfig().name + ')':28s} {base * 1e3:8.1f} ms  1.00x")
+    print(f"{'training step (' + ModelConfig().name + ')':32s} {base * 1e3:8.1f} ms  1.00x")
     for name, cfg in variants(TrainConfig().spec_augment).items():
         sec = timed(lambda cfg=cfg: augment_batch(x.clone(), y, cfg, gen), args.repeats)
-        print(f"{'augment: ' + name:28s} {sec * 1e3:8.1f} ms  {sec / base:.2f}x of a step")
+        print(f"{'augment: ' + name:32s} {sec * 1e3:8.1f} ms  {sec / base:.2f}x of a step")
 
 
 if __name__ == "__main__":

@@ -268,6 +268,7 @@ def test_evaluate_reads_clips_with_the_models_features(
         (["train", "--spec-time-masks", "-1"], "spec augment: time_masks = -1 must be in"),
         (["train", "--spec-shift-bins", "99"], "spec augment: shift_bins = 99 must be in"),
         (["train", "--mixup-prob", "2"], "spec augment: mixup_prob = 2.0 must be in 0..1"),
+        (["train", "--spec-style-mix", "1.5"], "spec augment: style_mix_prob = 1.5 must be"),
         (["train", "--ema-decay", "1"], "ema_decay = 1.0 must be in [0, 1)"),
     ],
 )

@@ -10,7 +10,7 @@ import torch
 from instrlab.errors import InstrlabError
 from instrlab.features.shift import shift_spectra
 from instrlab.training import TrainConfig
-from instrlab.training.batch_augment import SpecAugmentConfig, augment_batch, mix_db
+from instrlab.training.batch_augment import SpecAugmentConfig, augment_batch, mix_db, mix_styles
 
 ALL = SpecAugmentConfig(eq_db=10, freq_masks=2, time_masks=2, mixup_prob=0.5)
 
@@ -29,7 +29,8 @@ def run(cfg: SpecAugmentConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("cfg", [SpecAugmentConfig(eq_db=6), SpecAugmentConfig(freq_masks=2),
                                  SpecAugmentConfig(time_masks=2), SpecAugmentConfig(shift_bins=3),
-                                 SpecAugmentConfig(mixup_prob=1.0), ALL])
+                                 SpecAugmentConfig(mixup_prob=1.0),
+                                 SpecAugmentConfig(style_mix_prob=1.0), ALL])
 def test_each_augmentation_is_deterministic_given_the_seed(cfg: SpecAugmentConfig) -> None:
     xa, ya = run(cfg, 7)
     xb, yb = run(cfg, 7)
@@ -58,6 +59,25 @@ def test_mixup_labels_are_the_union_and_levels_stay_in_range() -> None:
     for i in torch.nonzero(mixed)[:, 0].tolist():
         assert any(torch.equal(yo[i], torch.maximum(y[i], y[j])) for j in range(len(y)))
     assert float(xo.max()) <= 1e-5 and float(xo.min()) >= -80.0
+
+
+def test_style_mix_moves_each_bins_statistics_between_two_clips() -> None:
+    gen = torch.Generator().manual_seed(0)
+    n, bins = 32, 24
+    levels = -70 + 60 * torch.rand(n, bins, 1, generator=gen)  # each clip's own coloration
+    x = levels + torch.randn(n, bins, 50, generator=gen)
+    out = mix_styles(x, 1.0, 0.3, -80.0, torch.Generator().manual_seed(1))
+    mu, mu_out = x.mean(dim=2), out.mean(dim=2)
+    moved = (mu_out - mu).abs().amax(dim=1) > 1.0
+    assert moved.sum() > n // 2  # most clips take on part of another clip's coloration
+    lo, hi = mu.amin(dim=0), mu.amax(dim=0)  # a convex mix stays within the batch's range
+    assert torch.all(mu_out >= lo - 1e-3) and torch.all(mu_out <= hi + 1e-3)
+    # the notes' shape over time is kept: each bin is an affine map of the input
+    centred = (x - x.mean(2, keepdim=True)) / x.std(2, keepdim=True)
+    centred_out = (out - out.mean(2, keepdim=True)) / out.std(2, keepdim=True)
+    assert torch.allclose(centred, centred_out, atol=1e-3)
+    kept = mix_styles(x, 0.0, 0.3, -80.0, torch.Generator().manual_seed(1))
+    assert torch.allclose(kept, x, atol=1e-4)
 
 
 def test_mix_db_is_a_power_sum() -> None:
@@ -94,7 +114,8 @@ def test_four_dim_batches_keep_their_shape() -> None:
 
 @pytest.mark.parametrize("field,value", [("eq_db", -1.0), ("freq_masks", 17),
                                          ("mixup_prob", 1.5), ("shift_bins", 40),
-                                         ("time_mask_frames", 0), ("floor_db", 0.0)])
+                                         ("time_mask_frames", 0), ("floor_db", 0.0),
+                                         ("style_mix_prob", -0.1), ("style_mix_alpha", 0.0)])
 def test_bad_settings_are_errors(field: str, value: float) -> None:
     with pytest.raises(InstrlabError, match=f"spec augment: {field}"):
         SpecAugmentConfig(**{field: value})

@@ -154,6 +154,11 @@ SPEC_AUGMENT = (
         "to +-N mel bins", "N"),
     Opt("--mixup-prob", "train.spec_augment.mixup_prob", "share of clips mixed with another "
         "clip of the batch, labels united", "P"),
+    Opt("--spec-style-mix", "train.spec_augment.style_mix_prob", "share of clips whose per-bin "
+        "mean and spread over time are mixed with another clip's (frequency-wise MixStyle)",
+        "P"),
+    Opt("--spec-style-mix-alpha", "train.spec_augment.style_mix_alpha", "Beta(A, A) of that "
+        "mixing weight", "A"),
 )
 
 HELDOUT = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from instrlab.features.shift import shift_spectra
@@ -46,13 +47,32 @@ def mix_db(a: torch.Tensor, b: torch.Tensor, floor_db: float) -> torch.Tensor:
     return (mixed - peak).clamp_min(floor_db)
 
 
+def mix_styles(x: torch.Tensor, prob: float, alpha: float, floor_db: float,
+               gen: torch.Generator) -> torch.Tensor:
+    """``x`` (B, bins, frames) with each chosen clip's per-bin mean and spread over time moved
+    towards a partner clip's by a Beta(alpha, alpha) weight (frequency-wise MixStyle)."""
+    n = x.shape[0]
+    partner = torch.randperm(n, generator=gen)
+    chosen = (torch.rand(n, generator=gen) < prob) & (partner != torch.arange(n))
+    # torch's Beta sampler takes no generator; a seed drawn from ``gen`` keeps it repeatable
+    rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen)))
+    lam = torch.from_numpy(rng.beta(alpha, alpha, n)).float()
+    lam = torch.where(chosen, lam, torch.ones(n)).to(x.device)[:, None, None]
+    mu = x.mean(dim=2, keepdim=True)
+    sig = x.std(dim=2, keepdim=True) + 1e-3
+    p = partner.to(x.device)
+    mixed_mu = lam * mu + (1 - lam) * mu[p]
+    mixed_sig = lam * sig + (1 - lam) * sig[p]
+    return ((x - mu) / sig * mixed_sig + mixed_mu).clamp_min(floor_db)
+
+
 def augment_batch(
     x: torch.Tensor, y: torch.Tensor, cfg: SpecAugmentConfig, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Augmented copies of a batch ``x`` (B, bins, frames) or (B, 1, bins, frames), ``y`` (B, C).
 
     Draws are made on the CPU from ``gen`` and moved to ``x``'s device, in a fixed order:
-    mixup, shift, EQ, frequency masks, time masks.
+    mixup, shift, EQ, style mix, frequency masks, time masks.
     """
     if not cfg.active:
         return x, y
@@ -77,6 +97,8 @@ def augment_batch(
         x = shift_spectra(x, shifts, cfg.floor_db)
     if cfg.eq_db:
         x += eq_curves(gen, n, n_bins, cfg.eq_db, cfg.eq_knots).to(dev)[:, :, None]
+    if cfg.style_mix_prob:
+        x = mix_styles(x, cfg.style_mix_prob, cfg.style_mix_alpha, cfg.floor_db, gen)
     if cfg.freq_masks or cfg.time_masks:  # both blank to the same mean: one pass
         mask = torch.zeros(n, n_bins, n_frames, dtype=torch.bool, device=dev)
         if cfg.freq_masks:

@@ -45,6 +45,13 @@ class SpecAugmentConfig:
     """Share of clips mixed with another clip of the batch; the labels are their union."""
     mixup_gain_db: float = 6.0
     """The added clip's level relative to the first, drawn from +-mixup_gain_db dB."""
+    style_mix_prob: float = 0.0
+    """Share of clips whose per-bin statistics over time (mean and spread of each mel bin:
+    the recording's and room's coloration) are mixed with another clip's (frequency-wise
+    MixStyle, Kim et al. / Schmid et al., for unseen recording devices)."""
+    style_mix_alpha: float = 0.3
+    """The mixing weight's Beta(alpha, alpha) distribution: small values keep mostly one
+    clip's statistics or the other's."""
     floor_db: float = -80.0
     """The features' silence floor (``logmel``'s ``-top_db``); mixing clips to it."""
 
@@ -59,6 +66,8 @@ class SpecAugmentConfig:
             (0 <= self.shift_bins <= 32, "shift_bins", "must be in 0..32"),
             (0 <= self.mixup_prob <= 1, "mixup_prob", "must be in 0..1"),
             (0 <= self.mixup_gain_db <= 40, "mixup_gain_db", "must be in 0..40"),
+            (0 <= self.style_mix_prob <= 1, "style_mix_prob", "must be in 0..1"),
+            (0 < self.style_mix_alpha <= 10, "style_mix_alpha", "must be in (0, 10]"),
             (self.floor_db < 0, "floor_db", "must be < 0"),
         ]
         for ok, name, fix in checks:
@@ -68,7 +77,7 @@ class SpecAugmentConfig:
     @property
     def active(self) -> bool:
         return bool(self.eq_db or self.freq_masks or self.time_masks or self.mixup_prob
-                    or self.shift_bins)
+                    or self.shift_bins or self.style_mix_prob)
 
 
 
