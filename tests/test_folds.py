@@ -21,6 +21,7 @@ from instrlab.synth.augment import AugmentConfig
 from instrlab.synth.soundfonts import find_soundfont
 
 SOUNDFONTS = ["FluidR3_GM.sf2", "MuseScore_General.sf3", "TimGM6mb.sf2", "sf_GMbank.sf2"]
+REPO = Path(__file__).resolve().parents[1]
 MUSESCORE_OWN = {"acoustic_grand_piano", "square_wave_lead", "new_age_pad"}
 
 
@@ -64,10 +65,20 @@ def test_fold_data_renders_no_excluded_preset(tmp_path: Path,
     ({"eval_samples": 0}, "--eval-samples must be in 1..1000000"),
     ({"octaves": (0,)}, r"--octaves must be non-zero whole octaves in -3..3, got \[0\]"),
     ({"octaves": (-1, 4)}, r"--octaves must be non-zero whole octaves in -3..3, got \[-1, 4\]"),
+    ({"train_seeds": (1, 1)}, r"--train-seeds must be distinct whole numbers in 0..4294967295, "
+                              r"got \[1, 1\]"),
+    ({"train_seeds": (0, -2)}, r"--train-seeds must be distinct whole numbers"),
 ])
 def test_bad_folds_are_one_line_errors(cfg: dict, message: str) -> None:
     with pytest.raises(InstrlabError, match=message):
         FoldsConfig(**cfg)
+
+
+def test_train_seeds_that_are_not_numbers_are_one_line_errors() -> None:
+    proc = subprocess.run([sys.executable, "-m", "instrlab.cli", "folds", "--train-seeds", "0",
+                           "one"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "--train-seeds takes whole numbers such as 0 1 2, got 0 one" in proc.stderr
 
 
 def test_octaves_that_are_not_numbers_are_one_line_errors() -> None:
@@ -156,3 +167,44 @@ def test_two_fold_benchmark_end_to_end(tmp_path: Path, corpus_cache: Path) -> No
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "folds")}
     assert {"folds/report.json", "folds/report.md", "folds/report.png"} <= arts
     assert "held-out macro F1" in proc.stdout
+
+
+def test_several_training_seeds_report_their_mean_and_each_seed(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "INSTRLAB_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "experiments" / "folds.py"),
+         "--soundfonts", "FluidR3_GM.sf2 TimGM6mb.sf2",
+         "--hold-out", "TimGM6mb.sf2", "--train-seeds", "3 5", "--train-seed", "",
+         "--eval-samples", "8", "--octaves", "none", "--music", "none", "--preset", "plain",
+         "--n-samples", "32", "--epochs", "1", "--batch-size", "8", "--workers", "1",
+         "--no-progress"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)  # as MLproject would
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.get_experiment_by_name("instrlab-seed12")
+    runs = mlflow.search_runs([exp.experiment_id], output_format="list")
+    parent = next(r for r in runs if r.data.tags.get("instrlab.step") == "folds")
+    folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    seeds = {r.data.tags["instrlab.train_seed"]: r for r in folds}
+    assert sorted(seeds) == ["3", "5"] and len(folds) == 2
+    assert all(r.data.params["train.seed"] == s for s, r in seeds.items())
+    assert seeds["5"].info.run_name == "fold TimGM6mb: hold out TimGM6mb.sf2, train seed 5"
+    m, p = parent.data.metrics, parent.data.params
+    assert p["folds.train_seeds"] == "3 5" and "train.seed" not in p
+    each = [seeds[s].data.metrics["heldout_macro_f1"] for s in ("3", "5")]
+    assert m["heldout_macro_f1/TimGM6mb/train_seed_3"] == each[0]
+    assert m["heldout_macro_f1/TimGM6mb/train_seed_5"] == each[1]
+    assert m["heldout_macro_f1/TimGM6mb"] == pytest.approx(sum(each) / 2)
+    assert m["heldout_macro_f1_mean"] == pytest.approx(sum(each) / 2)
+    assert "heldout_worst_f1/TimGM6mb/train_seed_5" in m
+    client = mlflow.MlflowClient()
+    per_seed = json.loads(Path(client.download_artifacts(
+        parent.info.run_id, "folds/report_seeds.json", str(tmp_path))).read_text())
+    assert set(per_seed) == {"3", "5"}
+    assert per_seed["3"]["TimGM6mb"]["macro_f1"] == each[0]
+    table = Path(client.download_artifacts(parent.info.run_id, "folds/report.md",
+                                           str(tmp_path))).read_text()
+    assert f"({each[0]:.3f} / {each[1]:.3f})" in table
+    assert "mean of train seeds 3 / 5" in table
+    assert "mean of train seeds 3 5" in proc.stdout

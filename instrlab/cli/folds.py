@@ -32,6 +32,15 @@ def folds_config(args: argparse.Namespace) -> FoldsConfig:
 
             raise InstrlabError(f"--octaves takes whole numbers such as -1 1, got "
                                 f"{' '.join(words)}") from None
+    if getattr(args, "train_seeds", None):
+        words = _words(args.train_seeds)
+        try:
+            given["train_seeds"] = tuple(int(w) for w in words)
+        except ValueError:
+            from instrlab.errors import InstrlabError
+
+            raise InstrlabError(f"--train-seeds takes whole numbers such as 0 1 2, got "
+                                f"{' '.join(words)}") from None
     if getattr(args, "music", None) is not None:
         given["music"] = None if args.music.lower() in ("none", "") else args.music
     return FoldsConfig(**given)
@@ -49,7 +58,13 @@ def cmd_folds(args: argparse.Namespace) -> int:
     result = run_folds(cfg, folds_cfg, workers=args.workers, progress=not args.no_progress,
                        run_name=args.run_name)
     means = {k: round(v["macro_f1"], 4) for k, v in result["report"].items()}
-    print(f"folds run {result['run_id']}: held-out macro F1 {means}")
+    seeds = result["seeds"]
+    if len(seeds) > 1:
+        each = {k: [round(seeds[s][k]["macro_f1"], 4) for s in seeds] for k in means}
+        print(f"folds run {result['run_id']}: held-out macro F1, mean of train seeds "
+              f"{' '.join(map(str, seeds))}: {means}; each seed: {each}")
+    else:
+        print(f"folds run {result['run_id']}: held-out macro F1 {means}")
     print_ui_hint(result["run_id"])
     return 0
 
@@ -81,5 +96,9 @@ def add_parsers(sub: Any) -> None:
                    help="also score each held-out soundfont on real music: clips of this "
                         "evaluation score generator (corpus: string quartets from music21's "
                         f"corpus, never trained on; none: no such figure; default: {d.music})")
+    g.add_argument("--train-seeds", nargs="+", default=None, metavar="T",
+                   help="train every fold once per training seed (in place of --train-seed) "
+                        "and report the mean over them besides each seed's figures: a claim "
+                        "about a method needs several (default: once, with --train-seed)")
     add_experiment_options(p)
     p.set_defaults(handler=cmd_folds, resolve=config_from_args)

@@ -26,6 +26,9 @@ class FoldsConfig:
     """Each held-out soundfont also plays real music: clips of this evaluation score
     generator (string quartets from music21's corpus, never trained on); none: no such
     figure."""
+    train_seeds: tuple[int, ...] = ()
+    """Train every fold once per training seed and report the mean (and each seed) over
+    them; () trains once, with the experiment's ``train.seed``."""
 
     def __post_init__(self) -> None:
         if len(set(self.soundfonts)) != len(self.soundfonts) or len(self.soundfonts) < 2:
@@ -41,5 +44,9 @@ class FoldsConfig:
         if any(o == 0 or not -3 <= o <= 3 for o in self.octaves):
             raise InstrlabError(f"--octaves must be non-zero whole octaves in -3..3, got "
                                 f"{list(self.octaves)}")
+        if len(set(self.train_seeds)) != len(self.train_seeds) or not all(
+                0 <= s < 2**32 for s in self.train_seeds):
+            raise InstrlabError(f"--train-seeds must be distinct whole numbers in 0..{2**32 - 1}, "
+                                f"got {list(self.train_seeds)}")
         if not 1 <= self.eval_samples <= 1_000_000:
             raise InstrlabError(f"--eval-samples must be in 1..1000000, got {self.eval_samples}")

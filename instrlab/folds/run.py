@@ -24,6 +24,7 @@ from instrlab.synth.soundfonts import find_soundfont
 from instrlab.tracking.runs import TAG_STEP, log_figure, start_run, use_experiment
 
 TAG_FOLD = "instrlab.fold"
+TAG_TRAIN_SEED = "instrlab.train_seed"
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,15 @@ def fold_data(cfg: ExperimentConfig, fold: Fold) -> Any:
 
 
 def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, workers: int,
-             progress: bool) -> dict[str, dict[str, float]]:
-    """Train on the fold's data and score each held-out soundfont, in nested runs."""
-    with start_run(run_name=f"fold {fold.name}: hold out {'+'.join(fold.held_out)}",
+             progress: bool, name_seed: bool = False) -> dict[str, dict[str, float]]:
+    """Train on the fold's data and score each held-out soundfont, in nested runs (named with
+    the training seed when ``name_seed``)."""
+    seed = f", train seed {cfg.train.seed}" if name_seed else ""
+    with start_run(run_name=f"fold {fold.name}: hold out {'+'.join(fold.held_out)}{seed}",
                    nested=True) as run:
         mlflow.set_tags({TAG_FOLD: fold.name, "instrlab.fold_held_out": "+".join(fold.held_out),
-                         "instrlab.fold_train": "+".join(fold.train)})
+                         "instrlab.fold_train": "+".join(fold.train),
+                         TAG_TRAIN_SEED: str(cfg.train.seed)})
         mlflow.log_dict({"held_out": fold.held_out, "train": fold.train,
                          "exclude": [list(p) for p in fold.exclude]}, "fold/plan.json")
         ds = prepare_dataset(fold_data(cfg, fold), workers=workers, progress=progress)
@@ -137,34 +141,63 @@ def summary(folds: Sequence[Fold], results: dict[str, dict[str, dict[str, float]
     return out
 
 
-def log_summary(report: dict[str, dict[str, float]], names: Sequence[str]) -> None:
-    """Parent-run metrics (sortable in the UI), the matrix as JSON and Markdown, a chart."""
-    from rich.table import Table
+def mean_report(reports: Sequence[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Each figure of the reports (one per training seed) averaged over them."""
+    return {fold: {k: sum(r[fold][k] for r in reports) / len(reports) for k in figures}
+            for fold, figures in reports[0].items()}
 
-    from instrlab.tracking import plots
 
+def report_metrics(report: dict[str, dict[str, float]], names: Sequence[str]
+                   ) -> dict[str, float]:
+    """The parent run's metrics of one report: per fold, and their mean."""
     macro = [r["macro_f1"] for r in report.values()]
     shifted = sorted({k for r in report.values() for k in r if k.startswith("macro_f1_")})
-    mlflow.log_metrics({
+    return {
         "heldout_macro_f1_mean": sum(macro) / len(macro),
         **{f"heldout_macro_f1/{fold}": r["macro_f1"] for fold, r in report.items()},
         **{f"heldout_worst_f1/{fold}": min(r[n] for n in names) for fold, r in report.items()},
         **{f"heldout_{k}/{fold}": r[k] for fold, r in report.items() for k in shifted},
-    })
+    }
+
+
+def log_summary(seeds: dict[int, dict[str, dict[str, float]]], names: Sequence[str]) -> None:
+    """Parent-run metrics (sortable in the UI), the matrix as JSON and Markdown, a chart: of
+    the mean over the training ``seeds`` (each seed's report), and each seed's metrics and
+    figures too when there are several."""
+    from rich.table import Table
+
+    from instrlab.tracking import plots
+
+    report = mean_report(list(seeds.values()))
+    shifted = sorted({k for r in report.values() for k in r if k.startswith("macro_f1_")})
+    metrics = report_metrics(report, names)
+    if len(seeds) > 1:
+        for seed, each in seeds.items():
+            metrics.update({f"{k}/train_seed_{seed}": v
+                            for k, v in report_metrics(each, names).items()})
+        mlflow.log_dict({str(s): r for s, r in seeds.items()}, "folds/report_seeds.json")
+    mlflow.log_metrics(metrics)
     mlflow.log_dict(report, "folds/report.json")
     keys = ["macro_f1", *shifted, *names]
-    header = "| F1 | " + " | ".join(f"hold out {f}" for f in report) + " |\n"
-    rows = [f"| {key} | " + " | ".join(f"{r[key]:.3f}" for r in report.values()) + " |"
-            for key in keys]
+
+    def cell(fold: str, key: str) -> str:
+        each = " / ".join(f"{r[fold][key]:.3f}" for r in seeds.values())
+        return f"{report[fold][key]:.3f}" + (f" ({each})" if len(seeds) > 1 else "")
+
+    title = ("" if len(seeds) == 1 else
+             f"mean of train seeds {' / '.join(map(str, seeds))} (each seed)")
+    header = f"| F1 {title}| " + " | ".join(f"hold out {f}" for f in report) + " |\n"
+    rows = [f"| {key} | " + " | ".join(cell(f, key) for f in report) + " |" for key in keys]
     mlflow.log_text(header + "|---" * (len(report) + 1) + "|\n" + "\n".join(rows) + "\n",
                     "folds/report.md")
     log_figure(plots.generalization_chart(report, [*shifted, *names]), "folds/report.png")
-    table = Table(title="leave-one-family-out: F1 on each held-out family")
+    table = Table(title="leave-one-family-out: F1 on each held-out family" + (
+        f", {title}" if title else ""))
     table.add_column("F1")
     for fold in report:
         table.add_column(f"hold out {fold}", justify="right")
     for key in keys:
-        table.add_row(key, *(f"{r[key]:.3f}" for r in report.values()))
+        table.add_row(key, *(cell(f, key) for f in report))
     console.print(table)
 
 
@@ -177,23 +210,32 @@ def check_music(cfg: ExperimentConfig, folds_cfg: FoldsConfig) -> None:
 
 def run_folds(cfg: ExperimentConfig, folds_cfg: FoldsConfig, *, workers: int = 0,
               progress: bool = True, run_name: str | None = None) -> dict[str, Any]:
-    """Every fold in one parent MLflow run; returns the report and the parent run id."""
+    """Every fold (once per training seed of ``folds_cfg``) in one parent MLflow run; returns
+    the parent run id, the report (the mean over the seeds) and each seed's report."""
     iset = get_instrument_set(cfg.data.instruments)
     folds = plan_folds(iset, folds_cfg)  # every one-line error before any work
     check_music(cfg, folds_cfg)
     use_experiment(cfg.data.instruments)
     with start_run(run_name=run_name or "leave-one-family-out") as parent:
         mlflow.set_tag(TAG_STEP, "folds")
+        seeds = folds_cfg.train_seeds or (cfg.train.seed,)
         mlflow.log_params({"folds.soundfonts": " ".join(folds_cfg.soundfonts),
                            "folds.hold_out": " ".join(folds_cfg.hold_out),
                            "folds.eval_samples": folds_cfg.eval_samples,
-                           # the folds score with their own settings, not main's eval.*
+                           "folds.train_seeds": " ".join(map(str, seeds)),
+                           # the folds score with their own settings, not main's eval.*, and
+                           # train with folds.train_seeds
                            **{k: v for k, v in cfg.flat_params().items()
-                              if not k.startswith("eval.")}})
+                              if not k.startswith("eval.") and k != "train.seed"}})
         mlflow.log_text(json.dumps([dataclasses.asdict(f) for f in folds], indent=1),
                         "folds/plan.json")
-        results = {f.name: run_fold(cfg, folds_cfg, f, workers=workers, progress=progress)
-                   for f in folds}
-        report = summary(folds, results, iset.names)
-        log_summary(report, iset.names)
-    return {"run_id": parent.info.run_id, "report": report}
+        reports = {}
+        for seed in seeds:
+            seeded = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
+            results = {f.name: run_fold(seeded, folds_cfg, f, workers=workers,
+                                        progress=progress, name_seed=len(seeds) > 1)
+                       for f in folds}
+            reports[seed] = summary(folds, results, iset.names)
+        log_summary(reports, iset.names)
+    return {"run_id": parent.info.run_id, "report": mean_report(list(reports.values())),
+            "seeds": reports}
