@@ -139,6 +139,14 @@ def test_two_fold_benchmark_end_to_end(tmp_path: Path, corpus_cache: Path) -> No
     assert m["heldout_macro_f1_mean"] == pytest.approx(
         (m["heldout_macro_f1/TimGM6mb"] + m["heldout_macro_f1/FluidR3_GM"]) / 2)
     assert "heldout_macro_f1/sf_GMbank" in folds["TimGM6mb"].data.metrics
+    by_name = {r.info.run_name: r.data.metrics for r in runs}
+    timgm = by_name["evaluate fold TimGM6mb on TimGM6mb.sf2"]
+    timgm_music = by_name["evaluate fold TimGM6mb on TimGM6mb.sf2, music"]
+    assert folds["TimGM6mb"].data.metrics["heldout_map"] == timgm["test_mAP"]  # ranking
+    assert m["heldout_map/TimGM6mb"] == timgm["test_mAP"]
+    assert m["heldout_map_music/TimGM6mb"] == timgm_music["test_mAP"]
+    assert (folds["TimGM6mb"].data.metrics["heldout_map/sf_GMbank/octave_down"]
+            == by_name["evaluate fold TimGM6mb on sf_GMbank.sf2, octave_down"]["test_mAP"])
     evals = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in
              {f.info.run_id for f in folds.values()}]
     assert len(evals) == 9  # TimGM6mb, sf_GMbank, FluidR3_GM; each an octave down, and music
@@ -164,6 +172,7 @@ def test_two_fold_benchmark_end_to_end(tmp_path: Path, corpus_cache: Path) -> No
     report = json.loads(Path(client.download_artifacts(parent.info.run_id, "folds/report.json",
                                                        str(tmp_path))).read_text())
     assert set(report) == {"TimGM6mb", "FluidR3_GM"}
+    assert report["TimGM6mb"]["map_music"] == timgm_music["test_mAP"]
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "folds")}
     assert {"folds/report.json", "folds/report.md", "folds/report.png"} <= arts
     assert "held-out macro F1" in proc.stdout

@@ -96,7 +96,7 @@ def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, worke
         if folds_cfg.music:
             figures.append((MUSIC, {"music": folds_cfg.music}))
         clips = EvalConfig(samples=folds_cfg.eval_samples).clips
-        results, shifted, named = {}, {}, {}
+        results, shifted, named, ranks = {}, {}, {}, {}
         for sf in fold.held_out:
             for label, how in [("", {}), *figures]:
                 where = f"{sf}, {label}" if label else sf
@@ -106,6 +106,9 @@ def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, worke
                                               progress=progress, loaded=loaded)
                 stem = Path(sf).stem
                 named.update(counts(m, f"{stem}/{label}" if label else stem))
+                # ranking, whatever the thresholds: tells a worse order from a misplaced line
+                ranks[f"heldout_map/{stem}/{label}" if label else f"heldout_map/{stem}"] = \
+                    m["test_mAP"]
                 if label:
                     shifted[f"heldout_macro_f1/{stem}/{label}"] = m["test_macro_f1"]
                 else:
@@ -119,24 +122,25 @@ def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, worke
                if k.startswith("test_f1/")},
             **{f"heldout_macro_f1/{Path(sf).stem}": m["test_macro_f1"]
                for sf, m in results.items()},
-            **shifted, **named,
+            **shifted, **named, **ranks, "heldout_map": headline["test_mAP"],
             **{f"heldout_macro_f1_{label}": shifted[f"heldout_macro_f1/{first}/{label}"]
                for label in labels},
         })
         for label in labels:
             headline[f"macro_f1_{label}"] = shifted[f"heldout_macro_f1/{first}/{label}"]
+            headline[f"map_{label}"] = ranks[f"heldout_map/{first}/{label}"]
     return results
 
 
 def summary(folds: Sequence[Fold], results: dict[str, dict[str, dict[str, float]]],
             names: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Per fold: held-out macro F1 (of the protocol, an octave away and on real music) and
-    per-instrument F1 on its first held-out soundfont."""
+    """Per fold: held-out macro F1 and mAP (of the protocol, an octave away and on real
+    music) and per-instrument F1 on its first held-out soundfont."""
     out = {}
     for fold in folds:
         m = results[fold.name][fold.held_out[0]]
-        out[fold.name] = {"macro_f1": m["test_macro_f1"],
-                          **{k: v for k, v in m.items() if k.startswith("macro_f1_")},
+        out[fold.name] = {"macro_f1": m["test_macro_f1"], "map": m["test_mAP"],
+                          **{k: v for k, v in m.items() if k.startswith(("macro_f1_", "map_"))},
                           **{n: m[f"test_f1/{n}"] for n in names}}
     return out
 
@@ -147,16 +151,23 @@ def mean_report(reports: Sequence[dict[str, dict[str, float]]]) -> dict[str, dic
             for fold, figures in reports[0].items()}
 
 
+def figure_keys(report: dict[str, dict[str, float]]) -> list[str]:
+    """The report's figures besides the protocol's macro F1 and the instruments: macro F1
+    an octave away and on real music, and mAP of each figure."""
+    return sorted({k for r in report.values() for k in r if k.startswith(("macro_f1_", "map"))},
+                  key=lambda k: (k.startswith("map"), k))
+
+
 def report_metrics(report: dict[str, dict[str, float]], names: Sequence[str]
                    ) -> dict[str, float]:
     """The parent run's metrics of one report: per fold, and their mean."""
     macro = [r["macro_f1"] for r in report.values()]
-    shifted = sorted({k for r in report.values() for k in r if k.startswith("macro_f1_")})
+    figures = figure_keys(report)
     return {
         "heldout_macro_f1_mean": sum(macro) / len(macro),
         **{f"heldout_macro_f1/{fold}": r["macro_f1"] for fold, r in report.items()},
         **{f"heldout_worst_f1/{fold}": min(r[n] for n in names) for fold, r in report.items()},
-        **{f"heldout_{k}/{fold}": r[k] for fold, r in report.items() for k in shifted},
+        **{f"heldout_{k}/{fold}": r[k] for fold, r in report.items() for k in figures},
     }
 
 
@@ -169,7 +180,7 @@ def log_summary(seeds: dict[int, dict[str, dict[str, float]]], names: Sequence[s
     from instrlab.tracking import plots
 
     report = mean_report(list(seeds.values()))
-    shifted = sorted({k for r in report.values() for k in r if k.startswith("macro_f1_")})
+    figures = figure_keys(report)
     metrics = report_metrics(report, names)
     if len(seeds) > 1:
         for seed, each in seeds.items():
@@ -178,7 +189,7 @@ def log_summary(seeds: dict[int, dict[str, dict[str, float]]], names: Sequence[s
         mlflow.log_dict({str(s): r for s, r in seeds.items()}, "folds/report_seeds.json")
     mlflow.log_metrics(metrics)
     mlflow.log_dict(report, "folds/report.json")
-    keys = ["macro_f1", *shifted, *names]
+    keys = ["macro_f1", *figures, *names]
 
     def cell(fold: str, key: str) -> str:
         each = " / ".join(f"{r[fold][key]:.3f}" for r in seeds.values())
@@ -186,14 +197,15 @@ def log_summary(seeds: dict[int, dict[str, dict[str, float]]], names: Sequence[s
 
     title = ("" if len(seeds) == 1 else
              f"mean of train seeds {' / '.join(map(str, seeds))} (each seed)")
-    header = f"| F1 {title}| " + " | ".join(f"hold out {f}" for f in report) + " |\n"
+    header = f"| held-out figure {title}| " + " | ".join(f"hold out {f}" for f in report) + " |\n"
     rows = [f"| {key} | " + " | ".join(cell(f, key) for f in report) + " |" for key in keys]
     mlflow.log_text(header + "|---" * (len(report) + 1) + "|\n" + "\n".join(rows) + "\n",
                     "folds/report.md")
-    log_figure(plots.generalization_chart(report, [*shifted, *names]), "folds/report.png")
-    table = Table(title="leave-one-family-out: F1 on each held-out family" + (
+    f1s = [k for k in figures if k.startswith("macro_f1_")]
+    log_figure(plots.generalization_chart(report, [*f1s, *names]), "folds/report.png")
+    table = Table(title="leave-one-family-out: F1 (and mAP) on each held-out family" + (
         f", {title}" if title else ""))
-    table.add_column("F1")
+    table.add_column("figure")
     for fold in report:
         table.add_column(f"hold out {fold}", justify="right")
     for key in keys:
