@@ -15,6 +15,18 @@ def _words(items: list[str]) -> tuple[str, ...]:
     return tuple(w for item in items for w in item.replace(",", " ").split())
 
 
+def _whole_numbers(words: tuple[str, ...], option: str, example: str,
+                   skip: tuple[str, ...] = ()) -> tuple[int, ...]:
+    """``words`` other than ``skip`` as integers, or a one-line error naming ``option``."""
+    try:
+        return tuple(int(w) for w in words if w not in skip)
+    except ValueError:
+        from instrlab.errors import InstrlabError
+
+        raise InstrlabError(f"{option} takes whole numbers such as {example}, got "
+                            f"{' '.join(words)}") from None
+
+
 def folds_config(args: argparse.Namespace) -> FoldsConfig:
     given: dict[str, Any] = {}
     if getattr(args, "soundfonts", None):
@@ -24,23 +36,11 @@ def folds_config(args: argparse.Namespace) -> FoldsConfig:
     if getattr(args, "eval_samples", None) is not None:
         given["eval_samples"] = args.eval_samples
     if getattr(args, "octaves", None) is not None:
-        words = _words(args.octaves)
-        try:
-            given["octaves"] = tuple(int(w) for w in words if w not in ("none", "0"))
-        except ValueError:
-            from instrlab.errors import InstrlabError
-
-            raise InstrlabError(f"--octaves takes whole numbers such as -1 1, got "
-                                f"{' '.join(words)}") from None
+        given["octaves"] = _whole_numbers(_words(args.octaves), "--octaves", "-1 1",
+                                          skip=("none", "0"))
     if getattr(args, "train_seeds", None):
-        words = _words(args.train_seeds)
-        try:
-            given["train_seeds"] = tuple(int(w) for w in words)
-        except ValueError:
-            from instrlab.errors import InstrlabError
-
-            raise InstrlabError(f"--train-seeds takes whole numbers such as 0 1 2, got "
-                                f"{' '.join(words)}") from None
+        given["train_seeds"] = _whole_numbers(_words(args.train_seeds), "--train-seeds",
+                                              "0 1 2")
     if getattr(args, "music", None) is not None:
         given["music"] = None if args.music.lower() in ("none", "") else args.music
     return FoldsConfig(**given)

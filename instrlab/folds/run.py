@@ -171,10 +171,11 @@ def report_metrics(report: dict[str, dict[str, float]], names: Sequence[str]
     }
 
 
-def log_summary(seeds: dict[int, dict[str, dict[str, float]]], names: Sequence[str]) -> None:
+def log_summary(seeds: dict[int, dict[str, dict[str, float]]], names: Sequence[str]
+                ) -> dict[str, dict[str, float]]:
     """Parent-run metrics (sortable in the UI), the matrix as JSON and Markdown, a chart: of
     the mean over the training ``seeds`` (each seed's report), and each seed's metrics and
-    figures too when there are several."""
+    figures too when there are several. Returns the mean report."""
     from rich.table import Table
 
     from instrlab.tracking import plots
@@ -211,6 +212,7 @@ def log_summary(seeds: dict[int, dict[str, dict[str, float]]], names: Sequence[s
     for key in keys:
         table.add_row(key, *(cell(f, key) for f in report))
     console.print(table)
+    return report
 
 
 def check_music(cfg: ExperimentConfig, folds_cfg: FoldsConfig) -> None:
@@ -248,6 +250,5 @@ def run_folds(cfg: ExperimentConfig, folds_cfg: FoldsConfig, *, workers: int = 0
                                         progress=progress, name_seed=len(seeds) > 1)
                        for f in folds}
             reports[seed] = summary(folds, results, iset.names)
-        log_summary(reports, iset.names)
-    return {"run_id": parent.info.run_id, "report": mean_report(list(reports.values())),
-            "seeds": reports}
+        report = log_summary(reports, iset.names)
+    return {"run_id": parent.info.run_id, "report": report, "seeds": reports}
