@@ -23,6 +23,24 @@ DEBIAN_PACKAGES = {  # the sample families of the default training data
     "TimGM6mb.sf2": "timgm6mb-soundfont",
     "sf_GMbank.sf2": "csound-soundfont",
 }
+PROCEDURAL = "procedural:"  # synthesised sample families: procedural:SEED
+
+
+def _procedural(name: str) -> Path:
+    """A procedural family: installed by set-up (like the Debian soundfonts), or else built
+    into the cache directory on first use."""
+    from instrlab.synth.procedural import family_file, procedural_soundfont
+
+    seed = name.removeprefix(PROCEDURAL)
+    if not seed.isdigit():
+        raise InstrlabError(f"soundfont {name!r}: a procedural family is named procedural:SEED "
+                            "with a whole number, e.g. procedural:1")
+    for folder in _candidate_dirs():
+        if (folder / family_file(int(seed))).is_file():
+            return (folder / family_file(int(seed))).resolve()
+    return procedural_soundfont(int(seed))
+
+
 SEARCH_DIRS = (
     "/usr/share/sounds/sf2",
     "/usr/share/sounds/sf3",
@@ -47,6 +65,8 @@ def find_soundfont(name: str | None = None) -> Path:
     Raises :class:`InstrlabError` naming what was tried and how to install one.
     """
     name = name or os.environ.get(ENV_VARIABLE) or DEFAULT_SOUNDFONT
+    if name.startswith(PROCEDURAL):
+        return _procedural(name)
     path = Path(name).expanduser()
     if path.is_file():
         return path.resolve()
