@@ -3,6 +3,7 @@ instrlab and played by real FluidSynth like any installed soundfont."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -80,6 +81,15 @@ def test_a_program_without_a_recipe_is_a_one_line_error() -> None:
 def test_a_bad_procedural_name_says_how_to_write_one(name: str) -> None:
     with pytest.raises(InstrlabError, match="procedural:SEED"):
         find_soundfont(name)
+
+
+def test_the_command_line_names_a_bad_family_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "instrlab.cli", "generate", "--n-samples", "8",
+                           "--extra-soundfont", "procedural:one", "--out", str(tmp_path / "d")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "procedural:SEED" in done.stderr, done.stderr
+    assert not (tmp_path / "d").exists()
 
 
 def test_a_family_not_installed_is_built_into_the_cache_as_set_up_builds_it(

@@ -43,8 +43,9 @@ DATASET = (
     Opt("--instruments", "data.instruments", "registered instrument set (see `instrlab list`)",
         "NAME"),
     Opt("--synth", "data.synth", "synth backend", "NAME"),
-    Opt("--soundfont", "data.soundfont", "SoundFont path or file name (none: "
-        "$INSTRLAB_SOUNDFONT or FluidR3_GM.sf2 found in the usual system places)", "SF2"),
+    Opt("--soundfont", "data.soundfont", "SoundFont path or file name, or procedural:SEED "
+        "(a sample family instrlab synthesises; none: $INSTRLAB_SOUNDFONT or FluidR3_GM.sf2 "
+        "found in the usual system places)", "SF2"),
     Opt("--features", "data.features", "feature extractor (seed_image is the seed's input)",
         "NAME"),
     Opt("--seed", "data.seed", "master seed: same seed, same bytes", "N"),
@@ -68,7 +69,8 @@ DATASET = (
     Opt("--reverb", "data.reverb", "render with FluidSynth's reverb (slower)", const=True),
     Opt("--chorus", "data.chorus", "render with FluidSynth's chorus (slower)", const=True),
     Opt("--extra-soundfont", "data.extra_soundfonts", "render with this soundfont too "
-        "(repeatable; replaces the default list; none: --soundfont alone); see "
+        "(repeatable; replaces the default list; none: --soundfont alone; procedural:SEED: a "
+        "synthesised family); see "
         "--soundfont-per", "SOUNDFONT", append=True),
     Opt("--soundfont-per", "data.soundfont_per", "with extra soundfonts: each clip draws one "
         "soundfont, or each instrument its own", choices=("sample", "instrument")),
