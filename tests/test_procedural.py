@@ -77,7 +77,7 @@ def test_a_program_without_a_recipe_is_a_one_line_error() -> None:
 
 
 @pytest.mark.parametrize("name", ["procedural:", "procedural:x", "procedural:-1",
-                                  "procedural:1.5"])
+                                  "procedural:1.5", "procedural:\u00b2"])
 def test_a_bad_procedural_name_says_how_to_write_one(name: str) -> None:
     with pytest.raises(InstrlabError, match="procedural:SEED"):
         find_soundfont(name)

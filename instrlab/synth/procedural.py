@@ -240,13 +240,9 @@ def _pad(fam: dict, rng: np.random.Generator, key: int) -> Voice:
     return Voice(out, True)
 
 
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
-
-
 def _family(program: int, rng: np.random.Generator) -> tuple[Callable, dict, Envelope]:
     """A recipe and its family-wide parameters for a GM program; unknown programs fail."""
-    u = lambda lo, hi: _u(rng, lo, hi)  # noqa: E731
+    u = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
     if program == 0:
         return _piano, dict(inharm=u(2e-4, 8e-4), hammer=u(1 / 9, 1 / 7), tilt=u(0.7, 1.2),
                             bright=u(2500, 6000), decay=u(0.5, 1.2), detune=u(0.3, 1.5)), \
@@ -325,20 +321,20 @@ def _family(program: int, rng: np.random.Generator) -> tuple[Callable, dict, Env
                         "families cover the seed12 programs (0 8 16 24 32 40 48 56 64 72 80 88)")
 
 
-def _seamless(voice: Voice) -> Zone:
-    """The zone of one sample: a loop over the last part for sustained sounds, its end
+def _seamless(voice: Voice) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """One sample's audio and loop: a loop over the last part for sustained sounds, its end
     cross-faded into the audio before the loop's start so that the loop has no click."""
     audio = voice.audio / (np.abs(voice.audio).max() + 1e-12) * 0.9
     if not voice.sustained:
         fade = min(len(audio), int(0.05 * SR))
         audio[-fade:] *= np.linspace(1, 0, fade)
-        return Zone(audio, SR, 0, (0, 127))
+        return audio, None
     a, cross = int(0.8 * SR), int(0.15 * SR)
     b = len(audio) - 16
     w = np.linspace(0, 1, cross)
     audio[b - cross:b] = audio[b - cross:b] * (1 - w) + audio[a - cross:a] * w
     audio[b:] = audio[a:a + len(audio) - b]
-    return Zone(audio, SR, 0, (0, 127), (a, b))
+    return audio, (a, b)
 
 
 def procedural_presets(programs: list[tuple[str, int, tuple[int, int]]], seed: int
@@ -353,10 +349,10 @@ def procedural_presets(programs: list[tuple[str, int, tuple[int, int]]], seed: i
         roots = list(range(lo, hi + 1, ROOT_STEP))
         for i, root in enumerate(roots):
             rng = np.random.default_rng([seed, program, root])
-            zone = _seamless(recipe(fam, rng, root))
+            audio, loop = _seamless(recipe(fam, rng, root))
             low = 0 if i == 0 else root - ROOT_STEP // 2
             high = 127 if i == len(roots) - 1 else root + ROOT_STEP - ROOT_STEP // 2 - 1
-            zones.append(Zone(zone.audio, SR, root, (low, high), zone.loop))
+            zones.append(Zone(audio, SR, root, (low, high), loop))
         presets.append(Preset(name, program, tuple(zones), env))
     return presets
 

@@ -23,7 +23,7 @@ GEN_ROOT_KEY = 58  # overridingRootKey
 SAMPLE_TYPE_COMPRESSED = 0x10  # SF3: Ogg Vorbis data; start/end are byte offsets
 SAMPLE_TYPE_ROM = 0x8000
 
-_HYDRA = {  # chunk id -> (record format, record size); modulators (pmod, imod) are not needed
+HYDRA = {  # chunk id -> (record format, record size); modulators (pmod, imod) are not needed
     b"phdr": ("<20sHHHIII", 38),
     b"pbag": ("<HH", 4),
     b"pgen": ("<HH", 4),
@@ -214,7 +214,7 @@ def _lists(fh: BinaryIO, path: Path) -> dict[bytes, tuple[int, int]]:
 
 def _records(fh: BinaryIO, path: Path, chunks: dict[bytes, tuple[int, int]],
              cid: bytes) -> list[tuple]:
-    fmt, size = _HYDRA[cid]
+    fmt, size = HYDRA[cid]
     if cid not in chunks:
         raise _corrupt(path, f"no {cid.decode()} chunk")
     offset, length = chunks[cid]
@@ -234,7 +234,7 @@ def _parse(path: Path) -> SoundFont:
             name = _text(fh.read(info[b"INAM"][1]))
         sdta = {cid: (off, size) for cid, off, size in _chunks(fh, *lists[b"sdta"], path)}
         pdta = {cid: (off, size) for cid, off, size in _chunks(fh, *lists[b"pdta"], path)}
-        rec = {cid: _records(fh, path, pdta, cid) for cid in _HYDRA}
+        rec = {cid: _records(fh, path, pdta, cid) for cid in HYDRA}
     smpl_offset, smpl_size = sdta.get(b"smpl", (0, 0))
     phdr = rec[b"phdr"]
     presets = tuple(PresetHeader(_text(r[0]), r[2], r[1], i) for i, r in enumerate(phdr[:-1]))

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from instrlab.synth.sf2 import GEN_INSTRUMENT, GEN_SAMPLE_ID, HYDRA
+
 GEN_KEY_RANGE = 43
 GEN_ATTACK_VOL_ENV = 34
 GEN_HOLD_VOL_ENV = 35
 GEN_DECAY_VOL_ENV = 36
 GEN_SUSTAIN_VOL_ENV = 37
 GEN_RELEASE_VOL_ENV = 38
-GEN_INSTRUMENT = 41
-GEN_SAMPLE_ID = 53
 GEN_SAMPLE_MODES = 54
 SAMPLE_PAD = 46  # zero points after every sample (the specification's minimum)
 
@@ -75,6 +75,11 @@ def _list(kind: bytes, *chunks: bytes) -> bytes:
     return _chunk(b"LIST", kind + b"".join(chunks))
 
 
+def _record(cid: bytes, *values: object) -> bytes:
+    """One hydra record of chunk ``cid``, in the layout the reader (:data:`sf2.HYDRA`) uses."""
+    return struct.pack(HYDRA[cid][0], *values)
+
+
 def _name(text: str) -> bytes:
     return text.encode("ascii", "replace")[:19].ljust(20, b"\0")
 
@@ -93,34 +98,34 @@ def soundfont_bytes(name: str, presets: list[Preset]) -> bytes:
     phdr, pbag, pgen = [], [], []
     offset = 0
     for p_index, preset in enumerate(presets):
-        inst.append(struct.pack("<20sH", _name(preset.name), len(ibag)))
+        inst.append(_record(b"inst", _name(preset.name), len(ibag)))
         for zone in preset.zones:
             pcm = np.clip(np.round(np.asarray(zone.audio, np.float64) * 32767), -32768, 32767)
             data = pcm.astype("<i2").tobytes() + b"\0\0" * SAMPLE_PAD
             start, end = offset, offset + len(pcm)
             loop = zone.loop or (0, len(pcm) - 1)
-            shdr.append(struct.pack("<20sIIIIIBbHH", _name(f"{preset.name[:14]}{zone.root_key}"),
+            shdr.append(_record(b"shdr", _name(f"{preset.name[:14]}{zone.root_key}"),
                                     start, end, start + loop[0], start + loop[1],
                                     zone.sample_rate, zone.root_key, 0, 0, 1))
             smpl.append(data)
             offset += len(data) // 2
-            ibag.append(struct.pack("<HH", len(igen), 0))
+            ibag.append(_record(b"ibag", len(igen), 0))
             gens = [(GEN_KEY_RANGE, zone.key_range[0] | zone.key_range[1] << 8),
                     *_envelope_gens(preset.envelope),
                     (GEN_SAMPLE_MODES, 1 if zone.loop else 0),
                     (GEN_SAMPLE_ID, len(shdr) - 1)]
-            igen += [struct.pack("<HH", g, v & 0xFFFF) for g, v in gens]
-        phdr.append(struct.pack("<20sHHHIII", _name(preset.name), preset.program, preset.bank,
+            igen += [_record(b"igen", g, v & 0xFFFF) for g, v in gens]
+        phdr.append(_record(b"phdr", _name(preset.name), preset.program, preset.bank,
                                 len(pbag), 0, 0, 0))
-        pbag.append(struct.pack("<HH", len(pgen), 0))
-        pgen.append(struct.pack("<HH", GEN_INSTRUMENT, p_index))
-    inst.append(struct.pack("<20sH", _name("EOI"), len(ibag)))
-    ibag.append(struct.pack("<HH", len(igen), 0))
-    igen.append(struct.pack("<HH", 0, 0))
-    shdr.append(struct.pack("<20sIIIIIBbHH", _name("EOS"), 0, 0, 0, 0, 0, 0, 0, 0, 0))
-    phdr.append(struct.pack("<20sHHHIII", _name("EOP"), 0, 0, len(pbag), 0, 0, 0))
-    pbag.append(struct.pack("<HH", len(pgen), 0))
-    pgen.append(struct.pack("<HH", 0, 0))
+        pbag.append(_record(b"pbag", len(pgen), 0))
+        pgen.append(_record(b"pgen", GEN_INSTRUMENT, p_index))
+    inst.append(_record(b"inst", _name("EOI"), len(ibag)))
+    ibag.append(_record(b"ibag", len(igen), 0))
+    igen.append(_record(b"igen", 0, 0))
+    shdr.append(_record(b"shdr", _name("EOS"), 0, 0, 0, 0, 0, 0, 0, 0, 0))
+    phdr.append(_record(b"phdr", _name("EOP"), 0, 0, len(pbag), 0, 0, 0))
+    pbag.append(_record(b"pbag", len(pgen), 0))
+    pgen.append(_record(b"pgen", 0, 0))
     info = _list(b"INFO", _chunk(b"ifil", struct.pack("<HH", 2, 1)),
                  _chunk(b"isng", b"EMU8000\0"), _chunk(b"INAM", name.encode("ascii") + b"\0"))
     sdta = _list(b"sdta", _chunk(b"smpl", b"".join(smpl)))

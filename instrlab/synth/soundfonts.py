@@ -31,14 +31,15 @@ def _procedural(name: str) -> Path:
     into the cache directory on first use."""
     from instrlab.synth.procedural import family_file, procedural_soundfont
 
-    seed = name.removeprefix(PROCEDURAL)
-    if not seed.isdigit():
+    word = name.removeprefix(PROCEDURAL)
+    if not (word.isascii() and word.isdigit()):  # str.isdigit alone admits "²", int() does not
         raise InstrlabError(f"soundfont {name!r}: a procedural family is named procedural:SEED "
                             "with a whole number, e.g. procedural:1")
+    seed = int(word)
     for folder in _candidate_dirs():
-        if (folder / family_file(int(seed))).is_file():
-            return (folder / family_file(int(seed))).resolve()
-    return procedural_soundfont(int(seed))
+        if (folder / family_file(seed)).is_file():
+            return (folder / family_file(seed)).resolve()
+    return procedural_soundfont(seed)
 
 
 SEARCH_DIRS = (
