@@ -83,6 +83,11 @@ def test_a_bad_procedural_name_says_how_to_write_one(name: str) -> None:
         find_soundfont(name)
 
 
+def test_a_family_seed_out_of_range_is_a_one_line_error() -> None:
+    with pytest.raises(InstrlabError, match=r"seed must be in 0\.\.2147483647, got 2147483648"):
+        find_soundfont("procedural:2147483648")
+
+
 def test_the_command_line_names_a_bad_family_in_one_line(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "instrlab.cli", "generate", "--n-samples", "8",
                            "--extra-soundfont", "procedural:one", "--out", str(tmp_path / "d")],
