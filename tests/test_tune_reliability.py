@@ -267,6 +267,54 @@ def test_journal_lock_of_a_killed_process_is_free_at_once(tmp_path: Path) -> Non
     assert optuna.load_study(study_name="after", storage=storage).trials[0].value == 1.0
 
 
+RACE_WORKER = """
+import sys
+import optuna
+from instrlab.tune import loop
+from instrlab.tune.storage import open_storage
+info = open_storage(sys.argv[1])
+loop.make_objective = lambda ctx: (lambda trial: trial.suggest_float("x", 0.0, 1.0))
+print("ready", flush=True)
+sys.stdin.readline()  # every worker starts at once
+for name in sys.argv[3:]:
+    study = optuna.load_study(study_name=name, storage=info.storage)
+    ctx = loop.TrialContext(study, None, None, None, None, {}, "", "", info, worker=0)
+    loop.run_trials(ctx, int(sys.argv[2]), None)
+"""
+
+
+def test_workers_racing_for_the_last_trials_never_pass_n_trials(tmp_path: Path) -> None:
+    """Five processes run instant trials on one journal, study after study: counting the
+    trials and starting one is a single step (a file lock), so every study ends with exactly
+    ``n_trials``. Without the lock, workers that all see ``n_trials - 1`` each start one
+    (about half of such studies overshot)."""
+    journal = str(tmp_path / "race.log")
+    storage = open_storage(journal).storage
+    names = [f"race{i}" for i in range(10)]
+    for name in names:
+        optuna.create_study(study_name=name, storage=storage)
+    n_trials = 6
+    procs = [subprocess.Popen([sys.executable, "-c", RACE_WORKER, journal, str(n_trials),
+                               *names], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(5)]
+    try:
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        assert [p.wait(timeout=120) for p in procs] == [0] * 5
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    storage = open_storage(journal).storage
+    found = {name: counts(optuna.load_study(study_name=name, storage=storage).trials)
+             for name in names}
+    assert all(c["complete"] == c["counted"] == n_trials for c in found.values()), found
+
+
 def _stat(pid: int) -> list[str]:
     """``/proc/PID/stat`` after the process name: state, parent pid, ..."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -1,5 +1,6 @@
 """File locks for tune processes started together on one machine (``n_workers``, or the
-same command started several times): one creates MLflow's tables, one builds a dataset."""
+same command started several times): one creates MLflow's tables, one builds a dataset,
+one at a time counts the trials and starts one."""
 
 from __future__ import annotations
 
@@ -17,15 +18,52 @@ from instrlab.dataset import DatasetConfig
 from instrlab.paths import cache_dir
 
 
+class Flock:
+    """An exclusive ``fcntl.flock`` on ``path`` (created if missing), taken and released by
+    hand where a ``with`` block cannot span the locked work. The kernel drops the lock when
+    its holder dies, so a killed process never leaves it behind; ``release`` is idempotent."""
+
+    def __init__(self, path: os.PathLike[str] | str) -> None:
+        self._path = os.fspath(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        if self._fd is not None:  # left by an interruption between acquire and release
+            self.release()
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.release()
+            raise
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # releases the lock
+
+
 @contextlib.contextmanager
 def flock(path: os.PathLike[str] | str) -> Iterator[None]:
     """An exclusive lock on ``path`` (created if missing) while the block runs."""
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    lock = Flock(path)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def trial_budget_lock(storage_display: str, study_name: str) -> Flock:
+    """The lock under which a process of this machine counts a study's trials and starts
+    one: without it two workers can both see ``n_trials - 1`` and both start a trial.
+
+    Workers on other machines sharing a database are not covered: each may start one trial
+    past ``n_trials`` (as with Optuna's own ``MaxTrialsCallback``)."""
+    key = hashlib.sha256(f"{storage_display}\0{study_name}".encode()).hexdigest()[:16]
+    return Flock(os.path.join(tempfile.gettempdir(), f"instrlab-study-{key}.lock"))
 
 
 @contextlib.contextmanager

@@ -45,7 +45,7 @@ from instrlab.tune.keys import (
     TAG_STUDY,
     TAG_TRIAL,
 )
-from instrlab.tune.locks import dataset_lock
+from instrlab.tune.locks import dataset_lock, trial_budget_lock
 from instrlab.tune.space import SearchSpace
 from instrlab.tune.storage import StorageInfo
 from instrlab.tune.trials import best_trial, counts, fail_dead_trials
@@ -207,21 +207,34 @@ OPTIMIZE_LOGGER = "optuna.study._optimize"  # where Optuna logs the trials that 
 
 
 def run_trials(ctx: TrialContext, n_trials: int, deadline: float | None) -> int:
-    """Trials until the study holds ``n_trials`` counted trials (or the deadline)."""
+    """Trials until the study holds ``n_trials`` counted trials (or the deadline).
+
+    Counting and starting a trial happen under :func:`trial_budget_lock`, released as soon
+    as the new trial is in the storage, so workers never start more than ``n_trials``."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials are reported by _report
     logging.getLogger(OPTIMIZE_LOGGER).addFilter(QUIET_INTERRUPTS)
     objective = make_objective(ctx)
+    budget = trial_budget_lock(ctx.storage.display, ctx.study.study_name)
+
+    def started(trial: optuna.Trial) -> float:
+        budget.release()  # the trial is RUNNING in the storage: the others count it now
+        return objective(trial)
+
     ran = 0
     while True:
         check_interrupt()
-        fail_dead_trials(ctx.study)
-        if counts(ctx.study.get_trials(deepcopy=False))["counted"] >= n_trials:
-            break
-        if deadline is not None and time.time() >= deadline:
-            console.print("tune: timeout reached; no new trials")
-            break
-        ctx.study.optimize(objective, n_trials=1, catch=(TrialFailed,), gc_after_trial=False,
-                           show_progress_bar=False)
+        budget.acquire()
+        try:
+            fail_dead_trials(ctx.study)
+            if counts(ctx.study.get_trials(deepcopy=False))["counted"] >= n_trials:
+                break
+            if deadline is not None and time.time() >= deadline:
+                console.print("tune: timeout reached; no new trials")
+                break
+            ctx.study.optimize(started, n_trials=1, catch=(TrialFailed,),
+                               gc_after_trial=False, show_progress_bar=False)
+        finally:
+            budget.release()
         ran += 1
         if ctx.fails_in_a_row >= MAX_FAILS_IN_A_ROW:
             last = ctx.study.get_trials(deepcopy=False)[-1].user_attrs.get(ATTR_FAIL, "")

@@ -6,8 +6,6 @@ again must match both, so that its trials stay comparable.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib.util
 import json
 import os
@@ -25,12 +23,13 @@ from instrlab.errors import InstrlabError, first_line
 from instrlab.models.factory import ModelConfig
 from instrlab.training import TrainConfig
 from instrlab.tune.keys import ATTR_OBJECTIVE, ATTR_SETUP, ATTR_SPACE, OBJECTIVE
+from instrlab.tune.locks import Flock
 from instrlab.tune.options import DEFAULT_STORAGE
 from instrlab.tune.space import SearchSpace
 from instrlab.tune.targets import TARGETS, UNTUNABLE_TRAIN
 
 
-class JournalFlock:
+class JournalFlock(Flock):
     """The journal's write lock as ``fcntl.flock`` on ``JOURNAL.flock``.
 
     Optuna's own journal locks (a symlink or an ``O_EXCL`` file) outlive a process killed
@@ -42,25 +41,7 @@ class JournalFlock:
     """
 
     def __init__(self, journal: str) -> None:
-        self._path = journal + ".flock"
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        if self._fd is not None:  # left by an interruption between acquire and release
-            self.release()
-        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            self.release()
-            raise
-        return True
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)  # releases the lock
+        super().__init__(journal + ".flock")
 
 
 @dataclass
