@@ -17,6 +17,7 @@ import mlflow
 import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import text
 
 from instrlab.cli import main
 from instrlab.tune import (
@@ -29,6 +30,7 @@ from instrlab.tune import (
     open_storage,
 )
 from instrlab.tune.loop import check_interrupt, signals_as_interrupt
+from instrlab.tune.storage import AdvisoryLock, trial_budget_lock
 
 N = 24
 # 60 epochs of 24 clips: a trial trains for seconds, long enough to be caught running. The
@@ -283,20 +285,30 @@ for name in sys.argv[3:]:
 """
 
 
-def test_workers_racing_for_the_last_trials_never_pass_n_trials(tmp_path: Path) -> None:
-    """Five processes run instant trials on one journal, study after study: counting the
-    trials and starting one is a single step (a file lock), so every study ends with exactly
-    ``n_trials``. Without the lock, workers that all see ``n_trials - 1`` each start one
-    (about half of such studies overshot)."""
-    journal = str(tmp_path / "race.log")
-    storage = open_storage(journal).storage
-    names = [f"race{i}" for i in range(10)]
+@pytest.mark.parametrize("kind", ["journal", "postgresql"])
+def test_workers_racing_for_the_last_trials_never_pass_n_trials(
+        kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Five processes run instant trials on one storage, study after study: counting the
+    trials and starting one is a single step (a file lock; on PostgreSQL an advisory lock,
+    which holds across machines: there every worker has its own temp dir), so every study
+    ends with exactly ``n_trials``.
+    Without the lock, workers that all see ``n_trials - 1`` each start one (about half of
+    such studies overshot)."""
+    spec = (str(tmp_path / "race.log") if kind == "journal"
+            else request.getfixturevalue("postgres_url"))
+    storage = open_storage(spec).storage
+    names = [f"race-{tmp_path.name}-{i}" for i in range(10)]
     for name in names:
         optuna.create_study(study_name=name, storage=storage)
     n_trials = 6
-    procs = [subprocess.Popen([sys.executable, "-c", RACE_WORKER, journal, str(n_trials),
-                               *names], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for _ in range(5)]
+    procs = []
+    for i in range(5):  # on PostgreSQL each as if on its own machine: no shared temp dir
+        tmp = tmp_path / f"host{i}" if kind == "postgresql" else tmp_path
+        tmp.mkdir(exist_ok=True)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", RACE_WORKER, spec, str(n_trials), *names],
+            env={**os.environ, "TMPDIR": str(tmp)}, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True))
     try:
         for p in procs:
             assert p.stdout is not None and p.stdout.readline().strip() == "ready"
@@ -309,10 +321,48 @@ def test_workers_racing_for_the_last_trials_never_pass_n_trials(tmp_path: Path) 
         for p in procs:
             p.kill()
             p.wait()
-    storage = open_storage(journal).storage
+    storage = open_storage(spec).storage
     found = {name: counts(optuna.load_study(study_name=name, storage=storage).trials)
              for name in names}
     assert all(c["complete"] == c["counted"] == n_trials for c in found.values()), found
+
+
+HOLD_BUDGET_LOCK = """
+import sys, time
+from instrlab.tune.storage import open_storage, trial_budget_lock
+trial_budget_lock(open_storage(sys.argv[1]), "held").acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_trial_budget_lock_of_a_killed_worker_is_freed_by_postgresql(postgres_url: str) -> None:
+    """A SIGKILLed worker holding the advisory lock leaves nothing behind: its connection
+    dies and the server frees the lock, so the other workers go on."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_BUDGET_LOCK, postgres_url],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        lock = trial_budget_lock(open_storage(postgres_url), "held")
+        assert isinstance(lock, AdvisoryLock)
+        engine = open_storage(postgres_url).storage.engine
+        with engine.connect() as conn:
+            key = lock.key
+            assert conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar() \
+                is False
+            holder.kill()
+            holder.wait()
+            deadline = time.time() + 30
+            while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                   {"k": key}).scalar():
+                assert time.time() < deadline, "the dead worker's lock was never freed"
+                time.sleep(0.1)
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        lock.acquire()
+        lock.release()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def _stat(pid: int) -> list[str]:

@@ -1,6 +1,5 @@
 """File locks for tune processes started together on one machine (``n_workers``, or the
-same command started several times): one creates MLflow's tables, one builds a dataset,
-one at a time counts the trials and starts one."""
+same command started several times): one creates MLflow's tables, one builds a dataset."""
 
 from __future__ import annotations
 
@@ -54,16 +53,6 @@ def flock(path: os.PathLike[str] | str) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def trial_budget_lock(storage_display: str, study_name: str) -> Flock:
-    """The lock under which a process of this machine counts a study's trials and starts
-    one: without it two workers can both see ``n_trials - 1`` and both start a trial.
-
-    Workers on other machines sharing a database are not covered: each may start one trial
-    past ``n_trials`` (as with Optuna's own ``MaxTrialsCallback``)."""
-    key = hashlib.sha256(f"{storage_display}\0{study_name}".encode()).hexdigest()[:16]
-    return Flock(os.path.join(tempfile.gettempdir(), f"instrlab-study-{key}.lock"))
 
 
 @contextlib.contextmanager

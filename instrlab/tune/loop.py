@@ -45,9 +45,9 @@ from instrlab.tune.keys import (
     TAG_STUDY,
     TAG_TRIAL,
 )
-from instrlab.tune.locks import dataset_lock, trial_budget_lock
+from instrlab.tune.locks import dataset_lock
 from instrlab.tune.space import SearchSpace
-from instrlab.tune.storage import StorageInfo
+from instrlab.tune.storage import StorageInfo, trial_budget_lock
 from instrlab.tune.trials import best_trial, counts, fail_dead_trials
 from instrlab.tune.view import LiveView, fmt_param
 
@@ -214,7 +214,7 @@ def run_trials(ctx: TrialContext, n_trials: int, deadline: float | None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials are reported by _report
     logging.getLogger(OPTIMIZE_LOGGER).addFilter(QUIET_INTERRUPTS)
     objective = make_objective(ctx)
-    budget = trial_budget_lock(ctx.storage.display, ctx.study.study_name)
+    budget = trial_budget_lock(ctx.storage, ctx.study.study_name)
 
     def started(trial: optuna.Trial) -> float:
         budget.release()  # the trial is RUNNING in the storage: the others count it now

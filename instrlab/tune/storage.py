@@ -6,10 +6,12 @@ again must match both, so that its trials stay comparable.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
 import random
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -52,6 +54,55 @@ class StorageInfo:
     display: str
     kind: str  # "journal" or "rdb"
     spec: str  # what to pass to optuna-dashboard / another worker
+
+
+class AdvisoryLock:
+    """A PostgreSQL session advisory lock held on a connection of its own: one lock for the
+    workers of every machine that share the database. The server drops it with the
+    connection of a holder that dies."""
+
+    def __init__(self, engine: Any, key: int) -> None:
+        self._engine, self.key = engine, key
+        self._conn: Any = None
+
+    def acquire(self) -> bool:
+        from sqlalchemy import text  # database URLs only
+
+        if self._conn is not None:
+            self.release()
+        conn = self._engine.connect()
+        try:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": self.key})
+        except BaseException:
+            conn.invalidate()
+            raise
+        self._conn = conn
+        return True
+
+    def release(self) -> None:
+        from sqlalchemy import text
+
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+            conn.close()
+        except BaseException:
+            conn.invalidate()  # closing the session is what frees its lock then
+            raise
+
+
+def trial_budget_lock(info: StorageInfo, study_name: str) -> Flock | AdvisoryLock:
+    """The lock under which a process counts a study's trials and starts one; without it two
+    workers can both see ``n_trials - 1`` and both start a trial. On PostgreSQL it is an
+    advisory lock (workers on every machine); otherwise a file lock, which covers the workers
+    of one machine: on another database, each further machine may start one trial past
+    ``n_trials`` (as with Optuna's own ``MaxTrialsCallback``)."""
+    digest = hashlib.sha256(f"{info.display}\0{study_name}".encode()).digest()
+    if info.kind == "rdb" and info.storage.engine.dialect.name == "postgresql":
+        return AdvisoryLock(info.storage.engine, int.from_bytes(digest[:8], "big", signed=True))
+    return Flock(os.path.join(tempfile.gettempdir(), f"instrlab-study-{digest.hex()[:16]}.lock"))
 
 
 def open_storage(spec: str | None) -> StorageInfo:
