@@ -74,6 +74,10 @@ DATASET = (
         "--soundfont-per", "SOUNDFONT", append=True),
     Opt("--soundfont-per", "data.soundfont_per", "with extra soundfonts: each clip draws one "
         "soundfont, or each instrument its own", choices=("sample", "instrument")),
+    Opt("--soundfont-weight", "data.soundfont_weights", "how often each soundfont is drawn, "
+        "relative to the others (1 for those not named), e.g. FluidR3_GM.sf2=2 "
+        "procedural:1=0.5; the primary is named as --soundfont, or FluidR3_GM.sf2",
+        "NAME=WEIGHT", nargs="+", words=True),
 )
 
 AUGMENT = (  # before the fields, so that --no-augment --augment-gain-db 3 keeps the 3

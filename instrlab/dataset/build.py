@@ -37,6 +37,7 @@ from instrlab.dataset.config import (
     build_identity,
     identity_digest,
     safe_component,
+    soundfont_weights,
 )
 from instrlab.dataset.integrity import inspect_dataset
 from instrlab.dataset.lock import claim
@@ -48,6 +49,7 @@ from instrlab.dataset.partial import (
     open_partial,
     write_json,
 )
+from instrlab.dataset.soundfont_draw import draw_soundfonts
 from instrlab.dataset.stems import render_shifted, takes_generators, transposed
 from instrlab.dataset.store import split_indices
 from instrlab.errors import InstrlabError
@@ -72,7 +74,6 @@ from instrlab.synth.mixing import mix_stems, normalize_peak
 
 CHUNK = 32
 MIN_PARALLEL = 256  # samples below which worker processes cost more than they save
-SOUNDFONT_STREAM = 0x5F0  # random stream of soundfont choices, apart from the score's
 
 
 def plugin_code(cfg: DatasetConfig) -> dict[str, str]:
@@ -119,6 +120,7 @@ class SampleRenderer:
         self._train: frozenset[int] | None = None
         self._test: frozenset[int] | None = None
         self._allowed = allowed_soundfonts(cfg, self.iset)
+        self._weights = soundfont_weights(cfg)
 
     def check(self) -> None:
         """Before building: every synth loads its soundfont and has every instrument's
@@ -158,13 +160,8 @@ class SampleRenderer:
         k = len(self.synths)
         if k == 1 or self.protocol(score.index):  # the first soundfont each may use
             return [self._allowed[i][0] if self._allowed else 0 for i in score.instruments]
-        rng = np.random.default_rng(np.random.SeedSequence([score.seed, SOUNDFONT_STREAM]))
-        if self.cfg.soundfont_per == "instrument" and self._allowed:
-            return [self._allowed[i][int(rng.integers(0, len(self._allowed[i])))]
-                    for i in score.instruments]
-        if self.cfg.soundfont_per == "instrument":
-            return [int(i) for i in rng.integers(0, k, len(score.instruments))]
-        return [int(rng.integers(0, k))] * len(score.instruments)
+        return draw_soundfonts(score.seed, score.instruments, k, self.cfg.soundfont_per,
+                               self._allowed, self._weights)
 
     def augments(self, score: Score) -> bool:
         """Whether this clip is augmented (see :class:`instrlab.synth.augment.AugmentConfig`)."""

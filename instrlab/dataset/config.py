@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -17,6 +18,7 @@ from instrlab.scores import SCORES_VERSION, SEED_GENERATORS, ScoreConfig
 from instrlab.scores.midi_files import file_digests
 from instrlab.synth.augment import AugmentConfig
 from instrlab.synth.mixing import MixConfig
+from instrlab.synth.soundfonts import DEFAULT_SOUNDFONT
 
 MAX_SAMPLES = 10_000_000
 MAX_COMPONENT_BYTES = 255
@@ -70,6 +72,10 @@ class DatasetConfig:
     """(instrument, soundfont) pairs never rendered, with ``soundfont_per`` "instrument":
     presets that share a held-out family's recordings (:mod:`instrlab.folds`). Soundfonts
     are named as in ``soundfont``/``extra_soundfonts``."""
+    soundfont_weights: tuple[tuple[str, float], ...] = ()
+    """(soundfont, weight) pairs: how often each soundfont is drawn, relative to the others
+    (1 for those not listed; empty: all alike). The primary is named as ``soundfont``, or
+    FluidR3_GM.sf2 when that is unset."""
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(
         gain_db=6.0, stem_eq_db=10.0, stem_tilt_db=3.0, prob=0.8))
     """Audio augmentation of the training clips (``AugmentConfig()`` is off): 80 % of them
@@ -100,6 +106,7 @@ class DatasetConfig:
                         f"the dataset's soundfonts {[n for n in names if n]}")
             if self.soundfont_per != "instrument":
                 raise InstrlabError("soundfont_exclude needs soundfont_per = 'instrument'")
+        soundfont_weights(self)  # names and numbers checked here, once
         if not isinstance(self.n_samples, int) or not 1 <= self.n_samples <= MAX_SAMPLES:
             raise InstrlabError(
                 f"n_samples must be a whole number in 1..{MAX_SAMPLES}, got {self.n_samples}"
@@ -140,6 +147,9 @@ class DatasetConfig:
             kw["extra_soundfonts"] = tuple(kw["extra_soundfonts"])
         if "soundfont_exclude" in kw:
             kw["soundfont_exclude"] = tuple(tuple(p) for p in kw["soundfont_exclude"])
+        if "soundfont_weights" in kw:
+            kw["soundfont_weights"] = tuple((str(n), float(w))
+                                            for n, w in kw["soundfont_weights"])
         return cls(**kw)
 
     def flat_params(self) -> dict[str, Any]:
@@ -166,6 +176,28 @@ def allowed_soundfonts(cfg: DatasetConfig, iset: InstrumentSet) -> list[list[int
     return allowed
 
 
+def soundfont_weights(cfg: DatasetConfig) -> list[float] | None:
+    """The weight of each soundfont (primary first), or None when all are alike; a name that
+    is not one of the dataset's soundfonts, a repeated name or a weight that is not a
+    positive number is a one-line error."""
+    if not cfg.soundfont_weights:
+        return None
+    names = [cfg.soundfont or DEFAULT_SOUNDFONT, *cfg.extra_soundfonts]
+    weights = [1.0] * len(names)
+    seen: set[str] = set()
+    for pair in cfg.soundfont_weights:
+        name, weight = (pair[0], pair[1]) if len(pair) == 2 else (str(pair), math.nan)
+        if name not in names or name in seen:
+            raise InstrlabError(f"soundfont weight {name}: name each of the dataset's "
+                                f"soundfonts {names} at most once")
+        if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+            raise InstrlabError(f"soundfont weight {name}={weight}: must be a positive "
+                                "number (leave a soundfont out to never draw it)")
+        seen.add(name)
+        weights[names.index(name)] = float(weight)
+    return weights
+
+
 def identity_digest(identity: dict[str, Any]) -> str:
     """A short content hash of everything that decides a dataset's bytes."""
     blob = json.dumps(identity, sort_keys=True, default=str).encode()
@@ -183,6 +215,10 @@ def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
     if cfg.soundfont_exclude:  # by position in the soundfont list; absent when empty, so
         names = [cfg.soundfont, *cfg.extra_soundfonts]  # older datasets keep their names
         config["soundfont_exclude"] = sorted([i, names.index(s)] for i, s in cfg.soundfont_exclude)
+    if cfg.soundfont_weights:  # by position, as the exclusions; absent when empty
+        config["soundfont_weights"] = soundfont_weights(cfg)
+    else:
+        del config["soundfont_weights"]
     # settings that change nothing are absent, so older datasets keep their names
     if cfg.score.generators == SEED_GENERATORS:
         del config["score"]["generators"]

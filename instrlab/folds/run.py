@@ -71,9 +71,10 @@ def plan_folds(iset: InstrumentSet, cfg: FoldsConfig) -> list[Fold]:
 
 def fold_data(cfg: ExperimentConfig, fold: Fold) -> Any:
     """The training data of ``fold``: the experiment's data on the fold's soundfonts."""
+    weights = tuple(p for p in cfg.data.soundfont_weights if p[0] in fold.train)
     return dataclasses.replace(cfg.data, soundfont=fold.train[0],
                                extra_soundfonts=fold.train[1:], soundfont_per="instrument",
-                               soundfont_exclude=fold.exclude)
+                               soundfont_exclude=fold.exclude, soundfont_weights=weights)
 
 
 def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, workers: int,
