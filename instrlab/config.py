@@ -49,7 +49,7 @@ def soundfont_stem(soundfont: str) -> str:
 def on_soundfont(data: DatasetConfig, soundfont: str | None) -> DatasetConfig:
     """``data`` rendered with ``soundfont`` alone (none: the default soundfont)."""
     return dataclasses.replace(data, soundfont=soundfont, extra_soundfonts=(),
-                               soundfont_per="sample", soundfont_exclude=())
+                               soundfont_per="sample", soundfont_exclude=(), soundfont_weights=())
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,27 @@ def test_bad_weights_from_the_command_line(tmp_path: Path, words: list[str],
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not any(tmp_path.rglob("*.npy"))
+
+
+def test_folds_weights_may_name_any_benchmark_soundfont() -> None:
+    from instrlab.cli import resolve_config
+
+    cfg = resolve_config(["folds", "--soundfonts", "FluidR3_GM.sf2", "TimGM6mb.sf2",
+                          "procedural:1", "--hold-out", "TimGM6mb.sf2",
+                          "--soundfont-weight", "procedural:1=0.5"])
+    assert (cfg.data.soundfont, cfg.data.extra_soundfonts) == (
+        "FluidR3_GM.sf2", ("TimGM6mb.sf2", "procedural:1"))
+    assert cfg.data.soundfont_weights == (("procedural:1", 0.5),)
+    with pytest.raises(InstrlabError, match="soundfont weight sf_GMbank.sf2"):
+        resolve_config(["folds", "--soundfonts", "FluidR3_GM.sf2", "TimGM6mb.sf2",
+                        "--hold-out", "TimGM6mb.sf2", "--soundfont-weight", "sf_GMbank.sf2=2"])
+
+
+def test_evaluation_clips_are_the_same_whatever_the_training_weights() -> None:
+    from instrlab.config import evaluation_data
+
+    def eval_digest(**kw: object) -> str:
+        data = DatasetConfig(n_samples=8, extra_soundfonts=("TimGM6mb.sf2",), **kw)
+        return identity_digest(SampleRenderer(evaluation_data(data)).identity())
+
+    assert eval_digest(soundfont_weights=(("TimGM6mb.sf2", 3.0),)) == eval_digest()

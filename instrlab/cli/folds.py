@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from instrlab.cli.experiment import add_experiment_options, check_experiment
 from instrlab.cli.options import config_from_args, show
+from instrlab.config import ExperimentConfig
 from instrlab.folds.config import FoldsConfig
 
 
@@ -46,11 +48,19 @@ def folds_config(args: argparse.Namespace) -> FoldsConfig:
     return FoldsConfig(**given)
 
 
+def folds_experiment(args: argparse.Namespace) -> ExperimentConfig:
+    """The experiment options of ``instrlab folds``, its data on the benchmark's soundfonts
+    (every fold trains on some of them), so that --soundfont-weight can name any of them."""
+    fonts = folds_config(args).soundfonts
+    return config_from_args(args, adjust=lambda c: dataclasses.replace(
+        c, data=dataclasses.replace(c.data, soundfont=fonts[0], extra_soundfonts=fonts[1:])))
+
+
 def cmd_folds(args: argparse.Namespace) -> int:
     from instrlab.folds.run import check_music, run_folds
     from instrlab.tracking.runs import check_tracking, print_ui_hint
 
-    cfg = config_from_args(args)
+    cfg = folds_experiment(args)
     folds_cfg = folds_config(args)
     check_experiment(cfg)
     check_music(cfg, folds_cfg)  # before check_tracking creates the store
@@ -101,4 +111,4 @@ def add_parsers(sub: Any) -> None:
                         "and report the mean over them besides each seed's figures: a claim "
                         "about a method needs several (default: once, with --train-seed)")
     add_experiment_options(p)
-    p.set_defaults(handler=cmd_folds, resolve=config_from_args)
+    p.set_defaults(handler=cmd_folds, resolve=folds_experiment)
