@@ -66,6 +66,7 @@ def check_experiment(cfg: ExperimentConfig, register_as: str | None = None,
     ``register_as`` is checked with MLflow's own rule for registered-model names;
     ``held_out``: the held-out figures of ``cfg.eval`` are checked too.
     """
+    from instrlab.dataset.config import soundfont_weights
     from instrlab.errors import InstrlabError, first_line
     from instrlab.features import get_extractor
     from instrlab.instruments import get_instrument_set
@@ -78,6 +79,7 @@ def check_experiment(cfg: ExperimentConfig, register_as: str | None = None,
     cfg.train.check_classes(n_classes)
     cfg.data.score.validate(n_classes)
     check_trainable(cfg.data.score)
+    soundfont_weights(cfg.data)  # each weight names a soundfont of the data
     if held_out:
         cfg.eval.check(cfg.data, n_classes)
     if register_as is not None:

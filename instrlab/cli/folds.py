@@ -8,7 +8,6 @@ from typing import Any
 
 from instrlab.cli.experiment import add_experiment_options, check_experiment
 from instrlab.cli.options import config_from_args, show
-from instrlab.config import ExperimentConfig
 from instrlab.folds.config import FoldsConfig
 
 
@@ -48,21 +47,15 @@ def folds_config(args: argparse.Namespace) -> FoldsConfig:
     return FoldsConfig(**given)
 
 
-def folds_experiment(args: argparse.Namespace) -> ExperimentConfig:
-    """The experiment options of ``instrlab folds``, its data on the benchmark's soundfonts
-    (every fold trains on some of them), so that --soundfont-weight can name any of them."""
-    fonts = folds_config(args).soundfonts
-    return config_from_args(args, adjust=lambda c: dataclasses.replace(
-        c, data=dataclasses.replace(c.data, soundfont=fonts[0], extra_soundfonts=fonts[1:])))
-
-
 def cmd_folds(args: argparse.Namespace) -> int:
     from instrlab.folds.run import check_music, run_folds
     from instrlab.tracking.runs import check_tracking, print_ui_hint
 
-    cfg = folds_experiment(args)
+    cfg = config_from_args(args)
     folds_cfg = folds_config(args)
-    check_experiment(cfg)
+    fonts = folds_cfg.soundfonts  # every fold trains on some of them: weights may name any
+    check_experiment(dataclasses.replace(cfg, data=dataclasses.replace(
+        cfg.data, soundfont=fonts[0], extra_soundfonts=fonts[1:])))
     check_music(cfg, folds_cfg)  # before check_tracking creates the store
     check_tracking()
     result = run_folds(cfg, folds_cfg, workers=args.workers, progress=not args.no_progress,
@@ -111,4 +104,4 @@ def add_parsers(sub: Any) -> None:
                         "and report the mean over them besides each seed's figures: a claim "
                         "about a method needs several (default: once, with --train-seed)")
     add_experiment_options(p)
-    p.set_defaults(handler=cmd_folds, resolve=folds_experiment)
+    p.set_defaults(handler=cmd_folds, resolve=config_from_args)

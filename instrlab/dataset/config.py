@@ -106,7 +106,7 @@ class DatasetConfig:
                         f"the dataset's soundfonts {[n for n in names if n]}")
             if self.soundfont_per != "instrument":
                 raise InstrlabError("soundfont_exclude needs soundfont_per = 'instrument'")
-        soundfont_weights(self)  # names and numbers checked here, once
+        check_weight_pairs(self.soundfont_weights)
         if not isinstance(self.n_samples, int) or not 1 <= self.n_samples <= MAX_SAMPLES:
             raise InstrlabError(
                 f"n_samples must be a whole number in 1..{MAX_SAMPLES}, got {self.n_samples}"
@@ -176,24 +176,30 @@ def allowed_soundfonts(cfg: DatasetConfig, iset: InstrumentSet) -> list[list[int
     return allowed
 
 
-def soundfont_weights(cfg: DatasetConfig) -> list[float] | None:
-    """The weight of each soundfont (primary first), or None when all are alike; a name that
-    is not one of the dataset's soundfonts, a repeated name or a weight that is not a
-    positive number is a one-line error."""
-    if not cfg.soundfont_weights:
-        return None
-    names = [cfg.soundfont or DEFAULT_SOUNDFONT, *cfg.extra_soundfonts]
-    weights = [1.0] * len(names)
+def check_weight_pairs(pairs: tuple[tuple[str, float], ...]) -> None:
+    """(name, weight) pairs with positive numbers, each name once: else one line."""
     seen: set[str] = set()
-    for pair in cfg.soundfont_weights:
+    for pair in pairs:
         name, weight = (pair[0], pair[1]) if len(pair) == 2 else (str(pair), math.nan)
-        if name not in names or name in seen:
-            raise InstrlabError(f"soundfont weight {name}: name each of the dataset's "
-                                f"soundfonts {names} at most once")
+        if name in seen:
+            raise InstrlabError(f"soundfont weight {name}: given twice; name it once")
         if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
             raise InstrlabError(f"soundfont weight {name}={weight}: must be a positive "
                                 "number (leave a soundfont out to never draw it)")
         seen.add(name)
+
+
+def soundfont_weights(cfg: DatasetConfig) -> list[float] | None:
+    """The weight of each soundfont (primary first), or None when none is given; a name that
+    is not one of the dataset's soundfonts is a one-line error."""
+    if not cfg.soundfont_weights:
+        return None
+    names = [cfg.soundfont or DEFAULT_SOUNDFONT, *cfg.extra_soundfonts]
+    weights = [1.0] * len(names)
+    for name, weight in cfg.soundfont_weights:
+        if name not in names:
+            raise InstrlabError(f"soundfont weight {name}: not one of the soundfonts "
+                                f"{', '.join(names)}; name one of them")
         weights[names.index(name)] = float(weight)
     return weights
 
