@@ -66,7 +66,7 @@ def check_experiment(cfg: ExperimentConfig, register_as: str | None = None,
     ``register_as`` is checked with MLflow's own rule for registered-model names;
     ``held_out``: the held-out figures of ``cfg.eval`` are checked too.
     """
-    from instrlab.dataset.config import soundfont_weights
+    from instrlab.dataset.config import allowed_soundfonts, soundfont_weights
     from instrlab.errors import InstrlabError, first_line
     from instrlab.features import get_extractor
     from instrlab.instruments import get_instrument_set
@@ -75,11 +75,13 @@ def check_experiment(cfg: ExperimentConfig, register_as: str | None = None,
     from instrlab.scores import check_trainable
 
     models.get(cfg.model.name)
-    n_classes = len(get_instrument_set(cfg.data.instruments))
+    iset = get_instrument_set(cfg.data.instruments)
+    n_classes = len(iset)
     cfg.train.check_classes(n_classes)
     cfg.data.score.validate(n_classes)
     check_trainable(cfg.data.score)
-    soundfont_weights(cfg.data)  # each weight names a soundfont of the data
+    soundfont_weights(cfg.data)  # each weight and exclusion names a soundfont of the data
+    allowed_soundfonts(cfg.data, iset)
     if held_out:
         cfg.eval.check(cfg.data, n_classes)
     if register_as is not None:

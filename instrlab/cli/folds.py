@@ -48,7 +48,7 @@ def folds_config(args: argparse.Namespace) -> FoldsConfig:
 
 
 def cmd_folds(args: argparse.Namespace) -> int:
-    from instrlab.folds.run import check_music, run_folds
+    from instrlab.folds.run import check_folds, run_folds
     from instrlab.tracking.runs import check_tracking, print_ui_hint
 
     cfg = config_from_args(args)
@@ -56,7 +56,7 @@ def cmd_folds(args: argparse.Namespace) -> int:
     fonts = folds_cfg.soundfonts  # every fold trains on some of them: weights may name any
     check_experiment(dataclasses.replace(cfg, data=dataclasses.replace(
         cfg.data, soundfont=fonts[0], extra_soundfonts=fonts[1:])))
-    check_music(cfg, folds_cfg)  # before check_tracking creates the store
+    check_folds(cfg, folds_cfg)  # before check_tracking creates the store
     check_tracking()
     result = run_folds(cfg, folds_cfg, workers=args.workers, progress=not args.no_progress,
                        run_name=args.run_name)

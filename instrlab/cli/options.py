@@ -78,6 +78,10 @@ DATASET = (
         "relative to the others (1 for those not named), e.g. FluidR3_GM.sf2=2 "
         "procedural:1=0.5; the primary is named as --soundfont, or FluidR3_GM.sf2",
         "NAME=WEIGHT", nargs="+", words=True),
+    Opt("--soundfont-exclude", "data.soundfont_exclude", "never render INSTRUMENT with "
+        "SOUNDFONT (with --soundfont-per instrument), e.g. hammond_organ=procedural:1; "
+        "instrlab folds adds them to each fold's own", "INSTRUMENT=SOUNDFONT", nargs="+",
+        words=True),
 )
 
 AUGMENT = (  # before the fields, so that --no-augment --augment-gain-db 3 keeps the 3

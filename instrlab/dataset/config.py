@@ -97,13 +97,11 @@ class DatasetConfig:
                 f"soundfont_per must be 'sample' or 'instrument', got {self.soundfont_per!r}"
             )
         self.augment.validate()
-        if self.soundfont_exclude:
-            names = (self.soundfont, *self.extra_soundfonts)
+        if self.soundfont_exclude:  # the names are checked where the soundfonts are known
             for pair in self.soundfont_exclude:
-                if len(pair) != 2 or pair[1] not in names:
-                    raise InstrlabError(
-                        f"soundfont_exclude {tuple(pair)!r} must name an instrument and one of "
-                        f"the dataset's soundfonts {[n for n in names if n]}")
+                if len(pair) != 2 or not all(isinstance(n, str) and n for n in pair):
+                    raise InstrlabError(f"soundfont_exclude {pair!r} must be INSTRUMENT="
+                                        "SOUNDFONT, e.g. violin=TimGM6mb.sf2")
             if self.soundfont_per != "instrument":
                 raise InstrlabError("soundfont_exclude needs soundfont_per = 'instrument'")
         check_weight_pairs(self.soundfont_weights)
@@ -162,11 +160,15 @@ def allowed_soundfonts(cfg: DatasetConfig, iset: InstrumentSet) -> list[list[int
     when nothing is excluded (every soundfont, drawn as before exclusions existed)."""
     if not cfg.soundfont_exclude:
         return []
-    names = [cfg.soundfont, *cfg.extra_soundfonts]
+    names = soundfont_names(cfg)
     unknown = {i for i, _ in cfg.soundfont_exclude} - set(iset.names)
     if unknown:
         raise InstrlabError(f"soundfont_exclude names instruments {sorted(unknown)} that "
                             f"{iset.name} does not have")
+    for inst, sf in cfg.soundfont_exclude:
+        if sf not in names:
+            raise InstrlabError(f"soundfont_exclude {inst}={sf}: {sf} is not one of the "
+                                f"soundfonts {', '.join(names)}; name one of them")
     allowed = [[j for j, sf in enumerate(names) if (inst, sf) not in cfg.soundfont_exclude]
                for inst in iset.names]
     for inst, left in zip(iset.names, allowed):
@@ -189,12 +191,18 @@ def check_weight_pairs(pairs: tuple[tuple[str, float], ...]) -> None:
         seen.add(name)
 
 
+def soundfont_names(cfg: DatasetConfig) -> list[str]:
+    """The dataset's soundfonts as weights and exclusions name them, the primary first (by
+    its default file name when unset)."""
+    return [cfg.soundfont or DEFAULT_SOUNDFONT, *cfg.extra_soundfonts]
+
+
 def soundfont_weights(cfg: DatasetConfig) -> list[float] | None:
     """The weight of each soundfont (primary first), or None when none is given; a name that
     is not one of the dataset's soundfonts is a one-line error."""
     if not cfg.soundfont_weights:
         return None
-    names = [cfg.soundfont or DEFAULT_SOUNDFONT, *cfg.extra_soundfonts]
+    names = soundfont_names(cfg)
     weights = [1.0] * len(names)
     for name, weight in cfg.soundfont_weights:
         if name not in names:
@@ -219,7 +227,7 @@ def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
               # soundfont names are replaced by the checksums in the synth identities
               if k not in ("soundfont", "extra_soundfonts", "soundfont_exclude")}
     if cfg.soundfont_exclude:  # by position in the soundfont list; absent when empty, so
-        names = [cfg.soundfont, *cfg.extra_soundfonts]  # older datasets keep their names
+        names = soundfont_names(cfg)  # older datasets keep their names
         config["soundfont_exclude"] = sorted([i, names.index(s)] for i, s in cfg.soundfont_exclude)
     if cfg.soundfont_weights:  # by position, as the exclusions; absent when empty
         config["soundfont_weights"] = soundfont_weights(cfg)

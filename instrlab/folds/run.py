@@ -13,6 +13,7 @@ import mlflow
 
 from instrlab.config import EvalConfig, ExperimentConfig, octave_label
 from instrlab.console import console
+from instrlab.dataset.config import allowed_soundfonts
 from instrlab.errors import InstrlabError
 from instrlab.folds.config import FoldsConfig
 from instrlab.heldout import MUSIC, counts
@@ -70,11 +71,14 @@ def plan_folds(iset: InstrumentSet, cfg: FoldsConfig) -> list[Fold]:
 
 
 def fold_data(cfg: ExperimentConfig, fold: Fold) -> Any:
-    """The training data of ``fold``: the experiment's data on the fold's soundfonts."""
+    """The training data of ``fold``: the experiment's data on the fold's soundfonts, with
+    the experiment's weights and exclusions of those soundfonts."""
     weights = tuple(p for p in cfg.data.soundfont_weights if p[0] in fold.train)
+    exclude = fold.exclude + tuple(p for p in cfg.data.soundfont_exclude
+                                   if p[1] in fold.train and p not in fold.exclude)
     return dataclasses.replace(cfg.data, soundfont=fold.train[0],
                                extra_soundfonts=fold.train[1:], soundfont_per="instrument",
-                               soundfont_exclude=fold.exclude, soundfont_weights=weights)
+                               soundfont_exclude=exclude, soundfont_weights=weights)
 
 
 def run_fold(cfg: ExperimentConfig, folds_cfg: FoldsConfig, fold: Fold, *, workers: int,
@@ -223,13 +227,23 @@ def check_music(cfg: ExperimentConfig, folds_cfg: FoldsConfig) -> None:
         EvalConfig().clips(cfg.data, None, music=folds_cfg.music).score.validate(n)
 
 
+def check_folds(cfg: ExperimentConfig, folds_cfg: FoldsConfig) -> list[Fold]:
+    """The folds of ``folds_cfg``, after every one-line error they can raise before any
+    work (the soundfonts, each fold's training data, the music)."""
+    iset = get_instrument_set(cfg.data.instruments)
+    folds = plan_folds(iset, folds_cfg)
+    for fold in folds:
+        allowed_soundfonts(fold_data(cfg, fold), iset)
+    check_music(cfg, folds_cfg)
+    return folds
+
+
 def run_folds(cfg: ExperimentConfig, folds_cfg: FoldsConfig, *, workers: int = 0,
               progress: bool = True, run_name: str | None = None) -> dict[str, Any]:
     """Every fold (once per training seed of ``folds_cfg``) in one parent MLflow run; returns
     the parent run id, the report (the mean over the seeds) and each seed's report."""
     iset = get_instrument_set(cfg.data.instruments)
-    folds = plan_folds(iset, folds_cfg)  # every one-line error before any work
-    check_music(cfg, folds_cfg)
+    folds = check_folds(cfg, folds_cfg)
     use_experiment(cfg.data.instruments)
     with start_run(run_name=run_name or "leave-one-family-out") as parent:
         mlflow.set_tag(TAG_STEP, "folds")
