@@ -56,7 +56,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "${PIP[@]}" install -e "$ROOT[dev]"
     echo "$want" > "$stamp"
 fi
-# the real-music evaluation's corpus, parsed once per cache directory (about 30 s) here,
+# the real-music evaluation's corpus, parsed once per cache directory (about 20 s on 2 cores) here,
 # with the rest of the set-up, rather than in the first run; later calls read the cache file
 "$VENV/bin/python" -c 'from instrlab.scores.corpus import load_corpus; load_corpus()'
 export PATH="$VENV/bin:$PATH"

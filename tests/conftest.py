@@ -124,7 +124,7 @@ def seed12():  # noqa: ANN201 - InstrumentSet
 
 @pytest.fixture(scope="session")
 def corpus_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real-music evaluation's parsed corpus (music21's quartets, about 30 s to parse),
+    """The real-music evaluation's parsed corpus (music21's quartets, parsed over the cores),
     built once: copy it into a test's cache with :func:`with_corpus`."""
     from instrlab.scores.corpus import load_corpus
 

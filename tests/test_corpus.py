@@ -15,7 +15,7 @@ from instrlab.errors import InstrlabError
 from instrlab.instruments import InstrumentSet
 from instrlab.registry import score_generators
 from instrlab.scores import ScoreConfig, check_trainable, generate_score
-from instrlab.scores.corpus import QUARTETS, load_corpus
+from instrlab.scores.corpus import QUARTETS, _parse, load_corpus
 
 
 def test_the_corpus_is_fixed_quartets_and_holds_no_bach() -> None:
@@ -35,6 +35,8 @@ def test_the_parsed_corpus_has_four_parts_per_movement(corpus_cache: Path) -> No
     files = list(corpus_cache.iterdir())
     assert len(files) == 1 and files[0].suffix == ".json"  # no temporary file left
     assert json.loads(files[0].read_text()) == json.loads(json.dumps(parsed))
+    # parsed over the cores: each movement as one sequential parse gives it
+    assert parsed[QUARTETS[5]] == json.loads(json.dumps(_parse(QUARTETS[5])))
 
 
 @pytest.fixture

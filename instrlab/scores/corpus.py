@@ -9,8 +9,9 @@ a 5 s excerpt at 120 bpm in which every chosen part sounds. Bundled corpora are 
 trained on (:func:`instrlab.scores.base.check_trainable`): they judge what training on
 generated scores learnt.
 
-Parsing the movements takes about half a minute, so the parsed notes are kept under the
-cache directory, named by the music21 version and the list.
+Parsing the movements takes about half a minute on one core, so they are parsed over the
+cores and the parsed notes are kept under the cache directory, named by the music21
+version and the list.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import multiprocessing as mp
+import os
 import warnings
 
 import numpy as np
@@ -70,12 +73,23 @@ def _music21_version() -> str:
     return str(music21.__version__)
 
 
+def _parse_all(pieces: tuple[str, ...]) -> dict[str, list[Part]]:
+    """Every piece parsed, over the cores (music21 parses in Python, so processes, not
+    threads); sequentially in a dataset worker, which may not start processes and finds
+    the parent's cache file anyway. The result does not depend on the number of cores."""
+    n = min(len(pieces), os.cpu_count() or 1)
+    if n <= 1 or mp.parent_process() is not None:
+        return {p: _parse(p) for p in pieces}
+    with mp.get_context("spawn").Pool(n) as pool:  # as the dataset build's workers
+        return dict(zip(pieces, pool.map(_parse, pieces, chunksize=1)))
+
+
 @functools.lru_cache(maxsize=4)
 def load_corpus(pieces: tuple[str, ...] = QUARTETS) -> dict[str, list[Part]]:
     """The parsed parts of ``pieces`` (corpus paths), from the cache when it holds them."""
     version = _music21_version()
     digest = hashlib.sha256(json.dumps([version, pieces]).encode()).hexdigest()[:16]
-    return cached_json(f"corpus/music21-{digest}.json", lambda: {p: _parse(p) for p in pieces})
+    return cached_json(f"corpus/music21-{digest}.json", lambda: _parse_all(pieces))
 
 
 def excerpt(req: ScoreRequest, parts: list[Part], seconds: float) -> list[Note] | None:
