@@ -149,7 +149,7 @@ def test_worker_of_a_sigkilled_tune_interrupts_its_trial(world: dict) -> None:
     proc.wait()
     deadline = time.time() + 60
     while trials(world, "orphan")[trial.number].state == TrialState.RUNNING:
-        assert time.time() < deadline, "the worker outlived the process that started it"
+        assert time.time() < deadline, _worker_report(world, "orphan", trial.user_attrs[ATTR_PID])
         time.sleep(0.2)
     assert trials(world, "orphan")[trial.number].user_attrs[ATTR_INTERRUPTED] is True
     run = mlflow.get_run(trial.user_attrs[ATTR_RUN])
@@ -368,6 +368,18 @@ def test_trial_budget_lock_of_a_killed_worker_is_freed_by_postgresql(postgres_ur
 def _stat(pid: int) -> list[str]:
     """``/proc/PID/stat`` after the process name: state, parent pid, ..."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _worker_report(world: dict, name: str, pid: int) -> str:
+    """Why a worker's trial is still RUNNING: the worker's process state, where it waits in
+    the kernel, and the tail of the run's stderr (which the workers share)."""
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        wchan = "-"
+    err = (world["root"] / f"{name}.err").read_text()[-3000:]
+    return (f"the trial is still RUNNING 60 s after its tune process died: worker {pid} is "
+            f"{_state(pid)} (waiting in {wchan}); stderr:\n{err}")
 
 
 def _state(pid: int) -> str:
