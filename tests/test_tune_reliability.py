@@ -161,6 +161,43 @@ def test_worker_of_a_sigkilled_tune_interrupts_its_trial(world: dict) -> None:
         time.sleep(0.2)
 
 
+BURST_CHILD = """
+import sys, time
+from instrlab.tune.loop import check_interrupt, signals_as_interrupt
+with signals_as_interrupt():
+    print("ready", flush=True)
+    end = time.time() + 3.0
+    while time.time() < end:
+        pass
+    try:
+        check_interrupt()
+    except KeyboardInterrupt:
+        sys.exit(130)
+"""
+
+
+def test_bursts_of_sigterm_interrupt_and_never_hang() -> None:
+    """A SIGKILLed tune sends each worker one SIGTERM per thread, all at once (prctl(2)): a
+    handler that takes a lock waits for ever on a second signal landing inside it (with a
+    threading.Event as the flag, this test failed 3 runs of 3: hung in a futex)."""
+    for _ in range(2):
+        proc = subprocess.Popen([sys.executable, "-c", BURST_CHILD], stdout=subprocess.PIPE,
+                                text=True)
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        end = time.time() + 2.5
+        while time.time() < end:
+            for _ in range(16):
+                os.kill(proc.pid, signal.SIGTERM)
+            time.sleep(0.02)
+        try:
+            assert proc.wait(timeout=10) == 130
+        except subprocess.TimeoutExpired:
+            state = _state(proc.pid)
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"bursts of SIGTERM hung the process (state {state})")
+
+
 def test_ctrl_c_is_one_line_and_exit_130(world: dict) -> None:
     """SIGINT mid-trial: no Optuna traceback, one instrlab line, the trial interrupted."""
     proc = start(world, "sigint", "--n-trials", "1")

@@ -243,13 +243,22 @@ def run_trials(ctx: TrialContext, n_trials: int, deadline: float | None) -> int:
     return ran
 
 
-_interrupted = threading.Event()  # set by a SIGINT or SIGTERM under signals_as_interrupt
+class _Flag:
+    """Whether a SIGINT or SIGTERM came under :func:`signals_as_interrupt`. A plain attribute,
+    not a ``threading.Event``: a handler runs between two bytecodes of the main thread, also
+    inside another handler, and ``Event.set`` holds a lock that the handler of a second
+    signal landing there waits on for ever (a worker hung so when its tune was SIGKILLed)."""
+
+    value = False
+
+
+_interrupted = _Flag()
 
 
 def check_interrupt() -> None:
     """Raise the KeyboardInterrupt of a signal that :func:`signals_as_interrupt` deferred;
     called at safe points: after every batch and epoch, between trials, while waiting."""
-    if _interrupted.is_set():
+    if _interrupted.value:
         raise KeyboardInterrupt
 
 
@@ -270,15 +279,15 @@ def signals_as_interrupt() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if _interrupted.is_set() and signum == signal.SIGINT:
+        if _interrupted.value and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        _interrupted.set()
+        _interrupted.value = True
 
     def unraisable(info: Any) -> None:
-        if not (_interrupted.is_set() and isinstance(info.exc_value, KeyboardInterrupt)):
+        if not (_interrupted.value and isinstance(info.exc_value, KeyboardInterrupt)):
             old_hook(info)
 
-    _interrupted.clear()
+    _interrupted.value = False
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     old_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
@@ -288,4 +297,4 @@ def signals_as_interrupt() -> Iterator[None]:
         sys.unraisablehook = old_hook
         for sig, previous in old.items():
             signal.signal(sig, previous)
-        _interrupted.clear()
+        _interrupted.value = False
