@@ -82,6 +82,9 @@ def check_experiment(cfg: ExperimentConfig, register_as: str | None = None,
     check_trainable(cfg.data.score)
     soundfont_weights(cfg.data)  # each weight and exclusion names a soundfont of the data
     allowed_soundfonts(cfg.data, iset)
+    if cfg.data.augment.family_blend and not cfg.data.extra_soundfonts:
+        raise InstrlabError("augment family_blend mixes two soundfonts' renderings of an "
+                            "instrument: add --extra-soundfont or set --augment-family-blend 0")
     if held_out:
         cfg.eval.check(cfg.data, n_classes)
     if register_as is not None:

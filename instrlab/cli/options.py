@@ -97,6 +97,9 @@ AUGMENT = (  # before the fields, so that --no-augment --augment-gain-db 3 keeps
         "+-DB per octave around 1 kHz: darker or brighter recordings", "DB"),
     Opt("--augment-formant-shift", "data.augment.formant_shift", "render each instrument up to "
         "+-N semitones off pitch and resample it back: a larger or smaller body", "N"),
+    Opt("--augment-family-blend", "data.augment.family_blend", "share of each augmented "
+        "clip's instruments rendered by a second of their soundfonts too and mixed in at "
+        "25..75 %%: timbres between the sample families", "P"),
     Opt("--augment-voicing", "data.augment.voicing", "vary each instrument's SoundFont envelope,"
         " filter and vibrato by S (0..1) of their ranges", "S"),
     Opt("--augment-transpose", "data.augment.transpose", "move each instrument's notes by up to "

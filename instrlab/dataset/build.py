@@ -50,7 +50,7 @@ from instrlab.dataset.partial import (
     write_json,
 )
 from instrlab.dataset.soundfont_draw import draw_soundfonts
-from instrlab.dataset.stems import render_shifted, takes_generators, transposed
+from instrlab.dataset.stems import render_stems, takes_generators
 from instrlab.dataset.store import split_indices
 from instrlab.errors import InstrlabError
 from instrlab.features import get_extractor
@@ -63,12 +63,9 @@ from instrlab.synth.augment import (
     augment_mix,
     augment_rng,
     augments_clip,
-    formant_shifts,
     smooth_eq,
     stem_eq_curves,
     stem_gains_db,
-    transpositions,
-    voicing_offsets,
 )
 from instrlab.synth.mixing import mix_stems, normalize_peak
 
@@ -174,15 +171,10 @@ class SampleRenderer:
         """The mix of one score and what went into it (stem levels, gains, soundfonts)."""
         choice = self.soundfont_choice(score)
         aug = self.cfg.augment if self.augments(score) else AugmentConfig()
-        voicing = voicing_offsets(aug, score.seed, len(score.instruments))
-        shifts = transpositions(aug, score.seed, len(score.instruments))
-        formants = formant_shifts(aug, score.seed, len(score.instruments))
-        stems = [
-            render_shifted(self.synths[c], self.iset.instruments[i],
-                           transposed(score.notes_of(i), k), score.clip_seconds, f,
-                           self.cfg.sample_rate, **({"generators": g} if g else {}))
-            for i, c, g, k, f in zip(score.instruments, choice, voicing, shifts, formants)
-        ]
+        options = self._allowed or [list(range(len(self.synths)))] * len(self.iset)
+        drawn = render_stems(self.synths, self.iset.instruments, score, choice, options, aug,
+                             self.cfg.sample_rate)
+        stems = drawn.audio
         if aug.shapes_stems:
             curves = stem_eq_curves(aug, score.seed, len(stems))
             stems = [smooth_eq(s, c, self.cfg.sample_rate) for s, c in zip(stems, curves)]
@@ -193,10 +185,13 @@ class SampleRenderer:
                                 "stem_gain_db": [round(v, 3) for v in gains]}
         if len(self.synths) > 1:
             info["soundfonts"] = [self.synths[c].identity().get("soundfont", c) for c in choice]
-        if any(shifts):
-            info["transpose"] = shifts
-        if any(formants):
-            info["formant_shift"] = formants
+        if any(drawn.transpose):
+            info["transpose"] = drawn.transpose
+        if any(drawn.formant_shift):
+            info["formant_shift"] = drawn.formant_shift
+        if any(drawn.blend):
+            info["blend"] = [[self.synths[b[0]].identity().get("soundfont", b[0]), round(b[1], 4)]
+                             if b else None for b in drawn.blend]
         if aug.active:
             audio, drawn = augment_mix(audio, aug, rng, self.cfg.sample_rate)
             audio = normalize_peak(audio, self.cfg.mix.peak_db)

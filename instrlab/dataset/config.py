@@ -234,6 +234,8 @@ def build_identity(cfg: DatasetConfig, synth_identity: list[dict[str, Any]],
     else:
         del config["soundfont_weights"]
     # settings that change nothing are absent, so older datasets keep their names
+    if not cfg.augment.family_blend:
+        del config["augment"]["family_blend"]
     if cfg.score.generators == SEED_GENERATORS:
         del config["score"]["generators"]
     else:

@@ -21,6 +21,7 @@ VOICING_STREAM = 0x70  # SoundFont generator offsets per stem
 TRANSPOSE_STREAM = 0x7A  # semitone shifts per stem
 STEM_TILT_STREAM = 0x71  # spectral tilt per stem
 FORMANT_STREAM = 0x74  # formant (sample-body) shift per stem
+BLEND_STREAM = 0xB1E2D  # family blends: a stream of the sample's seed and this alone
 
 # SoundFont 2.01 generators (section 8.1.3) varied by ``voicing``, with the range of the
 # offset FluidSynth adds to the preset's own value at voicing = 1: (id, low, high).
@@ -40,7 +41,7 @@ EQ_LOW_HZ, EQ_HIGH_HZ = 50.0, 16000.0  # the stem EQ's control points span this 
 _RANGES = (("gain_db", 0, 40), ("tilt_db", 0, 12), ("reverb_prob", 0, 1), ("voicing", 0, 1),
            ("transpose", 0, 24), ("formant_shift", 0, 12), ("prob", 0, 1),
            ("stem_eq_db", 0, 40), ("stem_tilt_db", 0, 12), ("stem_eq_knots", 2, 64),
-           ("lowpass_prob", 0, 1))
+           ("lowpass_prob", 0, 1), ("family_blend", 0, 1))
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,11 @@ class AugmentConfig:
     sample set stored at a lower rate (many GM soundfonts keep 22..32 kHz samples)."""
     lowpass_hz: tuple[float, float] = (4000.0, 16000.0)
     """Range of that cutoff in Hz; above it the mix falls by 48 dB per octave."""
+    family_blend: float = 0.0
+    """Share of each clip's instruments rendered by a second soundfont as well (drawn among
+    the others the instrument may use) and mixed with the first rendering at a weight of
+    U(0.25, 0.75), the second scaled to the first's loudness: timbres between the sample
+    families. Needs two or more soundfonts."""
 
     def validate(self) -> None:
         for name, low, high in _RANGES:
@@ -120,7 +126,7 @@ class AugmentConfig:
     def active(self) -> bool:
         return bool(self.gain_db or self.tilt_db or self.reverb_prob or self.noise_snr_db
                     or self.shapes_stems or self.voicing or self.transpose
-                    or self.formant_shift or self.lowpass_prob)
+                    or self.formant_shift or self.lowpass_prob or self.family_blend)
 
 
 def augments_clip(cfg: AugmentConfig, sample_seed: int, in_train_split: bool) -> bool:
@@ -179,6 +185,19 @@ def formant_shifts(cfg: AugmentConfig, sample_seed: int, n_stems: int) -> list[i
         return [0] * n_stems
     rng = np.random.default_rng(np.random.SeedSequence([sample_seed, STREAM, FORMANT_STREAM]))
     return [int(k) for k in rng.integers(-cfg.formant_shift, cfg.formant_shift + 1, n_stems)]
+
+
+def family_blends(cfg: AugmentConfig, sample_seed: int, others: list[list[int]]
+                  ) -> list[tuple[int, float] | None]:
+    """Per stem, the soundfont (one of ``others[j]``) blended into it and the first
+    rendering's weight, or None (``family_blend``); three draws per stem either way."""
+    rng = np.random.default_rng(np.random.SeedSequence([sample_seed, BLEND_STREAM]))
+    out: list[tuple[int, float] | None] = []
+    for options in others:
+        u, weight, pick = rng.random(), float(rng.uniform(0.25, 0.75)), int(rng.integers(1 << 30))
+        out.append((options[pick % len(options)], weight)
+                   if u < cfg.family_blend and options else None)
+    return out
 
 
 def voicing_offsets(cfg: AugmentConfig, sample_seed: int, n_stems: int
