@@ -20,6 +20,7 @@ that have one (the states a kill can leave: :mod:`instrlab.dataset.partial`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing as mp
 import os
 import shutil
@@ -118,6 +119,13 @@ class SampleRenderer:
         self._test: frozenset[int] | None = None
         self._allowed = allowed_soundfonts(cfg, self.iset)
         self._weights = soundfont_weights(cfg)
+        # per instrument, the soundfonts a family blend may draw
+        self._options = self._allowed or [list(range(len(self.synths)))] * len(self.iset)
+
+    @functools.cached_property
+    def _names(self) -> list[Any]:
+        """The soundfont names the manifest records, per synth (its index without one)."""
+        return [s.identity().get("soundfont", k) for k, s in enumerate(self.synths)]
 
     def check(self) -> None:
         """Before building: every synth loads its soundfont and has every instrument's
@@ -171,9 +179,8 @@ class SampleRenderer:
         """The mix of one score and what went into it (stem levels, gains, soundfonts)."""
         choice = self.soundfont_choice(score)
         aug = self.cfg.augment if self.augments(score) else AugmentConfig()
-        options = self._allowed or [list(range(len(self.synths)))] * len(self.iset)
-        drawn = render_stems(self.synths, self.iset.instruments, score, choice, options, aug,
-                             self.cfg.sample_rate)
+        drawn = render_stems(self.synths, self.iset.instruments, score, choice, self._options,
+                             aug, self.cfg.sample_rate)
         stems = drawn.audio
         if aug.shapes_stems:
             curves = stem_eq_curves(aug, score.seed, len(stems))
@@ -184,14 +191,14 @@ class SampleRenderer:
         info: dict[str, Any] = {"stem_level_db": [round(v, 3) for v in levels],
                                 "stem_gain_db": [round(v, 3) for v in gains]}
         if len(self.synths) > 1:
-            info["soundfonts"] = [self.synths[c].identity().get("soundfont", c) for c in choice]
+            info["soundfonts"] = [self._names[c] for c in choice]
         if any(drawn.transpose):
             info["transpose"] = drawn.transpose
         if any(drawn.formant_shift):
             info["formant_shift"] = drawn.formant_shift
         if any(drawn.blend):
-            info["blend"] = [[self.synths[b[0]].identity().get("soundfont", b[0]), round(b[1], 4)]
-                             if b else None for b in drawn.blend]
+            info["blend"] = [[self._names[b[0]], round(b[1], 4)] if b else None
+                             for b in drawn.blend]
         if aug.active:
             audio, drawn = augment_mix(audio, aug, rng, self.cfg.sample_rate)
             audio = normalize_peak(audio, self.cfg.mix.peak_db)

@@ -49,7 +49,7 @@ def render_stems(synths: list[Any], instruments: list[Any], score: Score, choice
 
     stems = [render(j, c) for j, c in enumerate(choice)]
     blends: list[tuple[int, float] | None] = [None] * n
-    if aug.family_blend and len(synths) > 1:
+    if aug.family_blend:  # one soundfont leaves no other: every draw is None
         others = [[o for o in options[i] if o != c] for i, c in zip(score.instruments, choice)]
         blends = family_blends(aug, score.seed, others)
         stems = [blended(s, render(j, b[0]), b[1]) if b else s
