@@ -88,7 +88,7 @@ def verdict(ok: bool) -> str:
 def profile(args: argparse.Namespace) -> int:
     """Per-stage cost in this process: score, render stems, mix, features."""
     from instrlab.dataset import DatasetConfig
-    from instrlab.dataset.build import SampleRenderer
+    from instrlab.dataset.render import SampleRenderer
     from instrlab.synth.mixing import mix_stems
 
     cfg = DatasetConfig(n_samples=max(args.profile_samples, 1), instruments=args.instruments,

@@ -190,7 +190,7 @@ def log_examples(model: Any, ds: SynthDataset, idx: np.ndarray, thresholds: np.n
     """A few test clips: spectrograms with truth and prediction, and their audio."""
     import soundfile as sf
 
-    from instrlab.dataset.build import SampleRenderer
+    from instrlab.dataset.render import SampleRenderer
     from instrlab.tracking import plots
     from instrlab.training.metrics import binarize
 

@@ -18,8 +18,8 @@ import soundfile as sf
 from conftest import tiny_config
 
 from instrlab.dataset import DatasetConfig, build, generate_dataset, open_dataset, split_indices
-from instrlab.dataset.build import SampleRenderer
 from instrlab.dataset.config import identity_digest
+from instrlab.dataset.render import SampleRenderer
 from instrlab.dataset.stats import compute_stats
 from instrlab.dataset.store import FeatureDataset, SynthDataset
 from instrlab.errors import InstrlabError

@@ -23,11 +23,12 @@ import pytest
 
 from instrlab.cli import resolve_config
 from instrlab.dataset import DatasetConfig, generate_dataset, open_dataset
-from instrlab.dataset.build import SampleRenderer, dataset_name
+from instrlab.dataset.build import dataset_name
 from instrlab.dataset.config import identity_digest
 from instrlab.dataset.integrity import inspect_dataset
 from instrlab.dataset.lock import claim
 from instrlab.dataset.partial import partial_problem
+from instrlab.dataset.render import SampleRenderer
 from instrlab.errors import InstrlabError
 
 N = 40

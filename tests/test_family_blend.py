@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from instrlab.dataset import DatasetConfig
-from instrlab.dataset.build import SampleRenderer
 from instrlab.dataset.config import identity_digest
+from instrlab.dataset.render import SampleRenderer
 from instrlab.dataset.stems import blended
 from instrlab.dataset.store import split_indices
 from instrlab.errors import InstrlabError

@@ -12,7 +12,7 @@ import pytest
 
 from instrlab.cli import main
 from instrlab.dataset import DatasetConfig, generate_dataset, open_dataset
-from instrlab.dataset.build import SampleRenderer
+from instrlab.dataset.render import SampleRenderer
 from instrlab.errors import InstrlabError
 from instrlab.predict import load_model
 from instrlab.synth.augment import AugmentConfig

@@ -88,8 +88,8 @@ def test_same_seed_same_metrics_on_cpu(store: dict) -> None:
 
 
 def test_model_loads_back_and_predicts_a_wav(store: dict, tmp_path: Path) -> None:
-    from instrlab.dataset.build import SampleRenderer
     from instrlab.dataset.config import DatasetConfig
+    from instrlab.dataset.render import SampleRenderer
     from instrlab.predict import load_model, predict_audio
 
     run_id = store["runs"]["first"].info.run_id

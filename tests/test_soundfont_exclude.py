@@ -13,8 +13,8 @@ import pytest
 
 from instrlab.config import ExperimentConfig
 from instrlab.dataset import DatasetConfig, open_dataset
-from instrlab.dataset.build import SampleRenderer
 from instrlab.dataset.config import identity_digest
+from instrlab.dataset.render import SampleRenderer
 from instrlab.errors import InstrlabError
 from instrlab.folds.config import FoldsConfig
 from instrlab.folds.run import fold_data, plan_folds

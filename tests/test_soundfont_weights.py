@@ -14,8 +14,8 @@ import pytest
 
 from instrlab.config import ExperimentConfig
 from instrlab.dataset import DatasetConfig, generate_dataset, open_dataset
-from instrlab.dataset.build import SampleRenderer
 from instrlab.dataset.config import identity_digest
+from instrlab.dataset.render import SampleRenderer
 from instrlab.dataset.soundfont_draw import draw_soundfonts
 from instrlab.errors import InstrlabError
 from instrlab.folds.config import FoldsConfig

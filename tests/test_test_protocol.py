@@ -8,8 +8,8 @@ import json
 import pytest
 
 from instrlab.dataset import DatasetConfig, generate_dataset, open_dataset, split_indices
-from instrlab.dataset.build import SampleRenderer
 from instrlab.dataset.config import identity_digest
+from instrlab.dataset.render import SampleRenderer
 from instrlab.scores import ScoreConfig
 from instrlab.synth.augment import AugmentConfig
 
