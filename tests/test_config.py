@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.projects._project_spec import load_project
 
-from instrlab import config as cfgmod
+from instrlab import overrides
 from instrlab.cli import build_parser, entry_point_argv, resolve_config
 from instrlab.config import EvalConfig, ExperimentConfig, evaluation_data, preset
 from instrlab.dataset.config import DatasetConfig
@@ -148,7 +148,7 @@ def test_options_set_and_config_files_resolve_in_one_order(tmp_path: Path) -> No
     assert cfg.data.extra_soundfonts == ("a.sf2",) and cfg.train.tune_thresholds is False
     assert cfg.model.params == {"width": 8, "dropout": 0.25}
     assert mlflow_run_config("main", {"set": "train.epochs=3 data.score.clip_seconds=2.5",
-                                      "lr": "0.004", "n_samples": "96"}) == cfgmod.override(
+                                      "lr": "0.004", "n_samples": "96"}) == overrides.override(
         ExperimentConfig(), {"train.epochs": 3, "data.score.clip_seconds": 2.5,
                              "train.lr": 0.004, "data.n_samples": 96})
     # --no-augment clears the audio augmentation; a field given with it still counts
@@ -227,7 +227,7 @@ def test_held_out_clips_never_share_the_training_scores(train_seed: int, eval_se
 ])
 def test_bad_settings_are_one_line_errors(changes: dict[str, str], message: str) -> None:
     with pytest.raises(InstrlabError, match=re.escape(message)) as info:
-        cfgmod.override(ExperimentConfig(), changes)
+        overrides.override(ExperimentConfig(), changes)
     assert "\n" not in str(info.value)
 
 

@@ -10,11 +10,11 @@ import pytest
 from test_cli import assert_one_line_error, run_cli
 
 from instrlab.cli.options import show
-from instrlab.config import override
 from instrlab.dataset import DatasetConfig
 from instrlab.dataset.config import build_identity, identity_digest
 from instrlab.errors import InstrlabError, UnknownNameError
 from instrlab.instruments import InstrumentSet
+from instrlab.overrides import override
 from instrlab.registry import score_generators
 from instrlab.scores import SCORES_VERSION, Note, ScoreConfig, ScoreRequest, generate_score
 from instrlab.scores.base import pick_generator

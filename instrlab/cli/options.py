@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 from instrlab import config as cfgmod
+from instrlab import overrides
 from instrlab.config import ExperimentConfig
 from instrlab.synth.augment import AugmentConfig
 from instrlab.training.config import SCHEDULERS, SpecAugmentConfig
@@ -234,7 +235,7 @@ def add_options(group: Any, options: Sequence[Opt], base: Any) -> None:
             group.add_argument(o.flag, dest=dest, action="store_const", const=o.const,
                                default=argparse.SUPPRESS, help=o.help)
             continue
-        default = cfgmod.get(base, o.path)
+        default = overrides.get(base, o.path)
         kw: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "metavar": o.metavar,
                               "help": f"{o.help} (default: {show(default)})"}
         if o.choices:
@@ -302,7 +303,7 @@ def given(args: argparse.Namespace) -> dict[str, Any]:
         if o.words:  # "-1 1" as one argument or two: config.coerce splits the words
             out[o.path] = " ".join(value)
         elif o.path == "model.params":
-            for key, val in cfgmod.parse_assignments(value).items():
+            for key, val in overrides.parse_assignments(value).items():
                 out[f"model.params.{key}"] = val
         elif o.append and [str(v).lower() for v in value] == ["none"]:
             out[o.path] = ()  # a repeatable option given once as none: an empty list
@@ -315,7 +316,7 @@ def config_from_args(args: argparse.Namespace, adjust: Callable[[ExperimentConfi
                      ExperimentConfig] | None = None) -> ExperimentConfig:
     """The configuration the options describe (see :func:`instrlab.config.resolve`); ``--set``
     comes before the options, so an option wins over the same path in ``--set``."""
-    changes = {**cfgmod.parse_assignments(getattr(args, "set_", []))}
+    changes = {**overrides.parse_assignments(getattr(args, "set_", []))}
     for path, value in given(args).items():
         changes.pop(path, None)  # keep the options' order after --set's
         changes[path] = value

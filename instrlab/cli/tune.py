@@ -12,7 +12,7 @@ from typing import Any
 
 from instrlab.cli.experiment import add_experiment_options, check_experiment
 from instrlab.cli.options import config_from_args, show
-from instrlab.config import parse_bool
+from instrlab.overrides import parse_bool
 from instrlab.tune.options import (
     DEFAULT_SPACE,
     DEFAULT_STORAGE,
