@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instrlab.dataset.config import DatasetConfig
+from instrlab.dataset.config import DEFAULT_FAMILIES, DatasetConfig, soundfont_names
 from instrlab.errors import InstrlabError
 from instrlab.models.factory import ModelConfig
 from instrlab.overrides import override, read_toml
@@ -132,9 +132,48 @@ DEFAULT_LR = 3e-3
 """The default's peak rate, with music in its clips: FluidR3 test 0.951 against 0.932 at 0.001."""
 
 
+PROCEDURAL_FAMILIES = ("procedural:1", "procedural:2")
+"""Two sample families instrlab synthesises (README "Procedural sample families"), in the
+default's training data beside the recorded ones since 2026-12-07."""
+PROCEDURAL_EXCLUDE = tuple((inst, fam) for inst in ("hammond_organ", "soprano_sax", "piccolo")
+                           for fam in PROCEDURAL_FAMILIES)
+"""Their organ, sax and piccolo recipes cost those instruments on held-out families."""
+DEFAULT_WEIGHTS = (("FluidR3_GM.sf2", 3.0), *((fam, 0.5) for fam in PROCEDURAL_FAMILIES))
+"""FluidR3_GM drawn three times as often as another recorded family, each procedural one
+half as often (README "Weights per soundfont")."""
+FAMILY_BLEND = 0.5
+
+
 def default_data() -> DatasetConfig:
-    """``DatasetConfig()`` with a quarter music and a quarter other paces (README "Scores")."""
-    return DatasetConfig(score=ScoreConfig(generators=MUSIC_GENERATORS, music_span=MUSIC_SPAN))
+    """``DatasetConfig()`` with a quarter music and a quarter other paces (README "Scores"),
+    the procedural families at their weights, and half the instruments of an augmented clip
+    blended from two families (README "Procedural families and family blend together")."""
+    data = DatasetConfig()
+    return dataclasses.replace(
+        data, score=ScoreConfig(generators=MUSIC_GENERATORS, music_span=MUSIC_SPAN),
+        extra_soundfonts=(*data.extra_soundfonts, *PROCEDURAL_FAMILIES),
+        soundfont_exclude=PROCEDURAL_EXCLUDE, soundfont_weights=DEFAULT_WEIGHTS,
+        augment=dataclasses.replace(data.augment, family_blend=FAMILY_BLEND))
+
+
+def fit_defaults(data: DatasetConfig) -> DatasetConfig:
+    """``data`` without the default's exclusions and weights that name a soundfont it does
+    not render with (all of them with one soundfont): those follow the soundfonts, so
+    ``--extra-soundfont`` alone needs no other change; pairs a user gives are kept, and
+    checked against the soundfonts when the dataset is built. The procedural recipes are
+    seed12's programs: with another instrument set the default's soundfonts are the
+    recorded ones."""
+    if (data.instruments != "seed12"
+            and data.extra_soundfonts == (*DEFAULT_FAMILIES, *PROCEDURAL_FAMILIES)):
+        data = dataclasses.replace(data, extra_soundfonts=DEFAULT_FAMILIES)
+    names = set(soundfont_names(data)) if data.extra_soundfonts else set()
+    exclude = tuple(p for p in data.soundfont_exclude
+                    if p[1] in names or p not in PROCEDURAL_EXCLUDE)
+    weights = tuple(p for p in data.soundfont_weights
+                    if p[0] in names or p not in DEFAULT_WEIGHTS)
+    if (exclude, weights) == (data.soundfont_exclude, data.soundfont_weights):
+        return data
+    return dataclasses.replace(data, soundfont_exclude=exclude, soundfont_weights=weights)
 
 
 @dataclass(frozen=True)
@@ -145,6 +184,9 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(tta_shifts=TTA_SHIFTS))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=DEFAULT_LR))
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", fit_defaults(self.data))  # frozen
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -158,8 +200,16 @@ class ExperimentConfig:
 
 
 def _random_notes() -> dict[str, Any]:
-    """The default's clips and rate as the seed's: its random notes alone, peak rate 0.001."""
-    return {"data.score": ScoreConfig(), "train.lr": TrainConfig().lr}
+    """The default until 2026-12-06: the recorded families, the seed's random notes alone,
+    peak rate 0.001."""
+    return {**_recorded(), "data.score": ScoreConfig(), "train.lr": TrainConfig().lr}
+
+
+def _recorded() -> dict[str, Any]:
+    """The default's training data before the procedural families: the four recorded
+    families, each drawn alike, no family blend."""
+    return {"data.extra_soundfonts": DEFAULT_FAMILIES, "data.soundfont_exclude": (),
+            "data.soundfont_weights": (), "data.augment": DatasetConfig().augment}
 
 
 def _plain() -> dict[str, Any]:
@@ -182,8 +232,10 @@ PRESETS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "plain": ("the seed's protocol with mel_cnn and onecycle, no robustness options", _plain),
     "seed": ("the seed exactly: seed_image features, seed_cnn, constant rate, 20 epochs",
              _seed),
-    "random_notes": ("the default on the seed's random notes alone at peak rate 0.001 (the "
-                     "default until 2026-12-06)", _random_notes),
+    "random_notes": ("the recorded families and the seed's random notes alone at peak rate "
+                     "0.001 (the default until 2026-12-06)", _random_notes),
+    "recorded": ("the default on the four recorded families alone, no family blend (the "
+                 "default until 2026-12-07)", _recorded),
 }
 """Named changes to ``ExperimentConfig()``: name -> (description, overrides)."""
 

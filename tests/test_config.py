@@ -19,7 +19,8 @@ from mlflow.projects._project_spec import load_project
 from instrlab import overrides
 from instrlab.cli import build_parser, entry_point_argv, resolve_config
 from instrlab.config import EvalConfig, ExperimentConfig, evaluation_data, preset
-from instrlab.dataset.config import DatasetConfig
+from instrlab.dataset.config import DEFAULT_FAMILIES, DatasetConfig
+from instrlab.dataset.render import SampleRenderer
 from instrlab.errors import InstrlabError
 from instrlab.models.factory import ModelConfig
 from instrlab.scores import MUSIC_GENERATORS, ScoreConfig
@@ -100,10 +101,14 @@ def test_presets_are_named_changes_of_the_defaults() -> None:
     assert mlflow_run_config("main", {"preset": "plain"}) == plain
     for reverted in (plain, seed, preset("random_notes")):  # the seed's notes and rate
         assert (reverted.data.score, reverted.train.lr) == (ScoreConfig(), TrainConfig().lr)
+    recorded = preset("recorded")  # the default until 2026-12-07: recorded families only
+    assert recorded.data == dataclasses.replace(
+        ExperimentConfig().data, extra_soundfonts=DEFAULT_FAMILIES, soundfont_exclude=(),
+        soundfont_weights=(), augment=DatasetConfig().augment)
+    assert dataclasses.replace(recorded, data=ExperimentConfig().data) == ExperimentConfig()
     random_notes = preset("random_notes")  # the default until 2026-12-06
     assert random_notes.train == dataclasses.replace(ExperimentConfig().train, lr=0.001)
-    assert random_notes.data == dataclasses.replace(ExperimentConfig().data,
-                                                    score=ScoreConfig())
+    assert random_notes.data == dataclasses.replace(recorded.data, score=ScoreConfig())
     assert dataclasses.replace(random_notes, data=ExperimentConfig().data,
                                train=ExperimentConfig().train) == ExperimentConfig()
     assert mlflow_run_config("main", {"preset": "random_notes"}) == random_notes
@@ -114,7 +119,17 @@ def test_presets_are_named_changes_of_the_defaults() -> None:
 def test_the_default_trains_on_every_family_and_music_and_tests_on_the_seeds_protocol(
 ) -> None:
     data = ExperimentConfig().data
-    assert data.extra_soundfonts == ("MuseScore_General.sf3", "TimGM6mb.sf2", "sf_GMbank.sf2")
+    assert data.extra_soundfonts == ("MuseScore_General.sf3", "TimGM6mb.sf2", "sf_GMbank.sf2",
+                                     "procedural:1", "procedural:2")
+    # README "Procedural families and family blend together": FluidR3_GM three times as
+    # often, the procedural families half as often and without their organ, sax and piccolo,
+    # half the instruments of an augmented clip blended from two families
+    assert dict(data.soundfont_weights) == {"FluidR3_GM.sf2": 3.0, "procedural:1": 0.5,
+                                            "procedural:2": 0.5}
+    assert set(data.soundfont_exclude) == {(i, f) for i in ("hammond_organ", "soprano_sax",
+                                                            "piccolo")
+                                           for f in ("procedural:1", "procedural:2")}
+    assert data.augment == dataclasses.replace(DatasetConfig().augment, family_blend=0.5)
     assert data.soundfont_per == "instrument" and data.test_protocol
     # half the seed's random notes, a quarter at other paces, a quarter music (README
     # "Scores"); no registers: they measured worse on a held-out family
@@ -123,9 +138,33 @@ def test_the_default_trains_on_every_family_and_music_and_tests_on_the_seeds_pro
         MUSIC_GENERATORS)
     assert ExperimentConfig().train.lr == 0.003
     none = resolve_config(["main", "--extra-soundfont", "none"]).data
-    assert none.extra_soundfonts == ()
+    assert (none.extra_soundfonts, none.soundfont_exclude, none.soundfont_weights) == (
+        (), (), ())
     one = resolve_config(["main", "--extra-soundfont", "TimGM6mb.sf2"]).data
     assert one.extra_soundfonts == ("TimGM6mb.sf2",)
+
+
+def test_the_defaults_exclusions_and_weights_follow_the_soundfonts_but_yours_stay() -> None:
+    """The default's pairs name the procedural families: with other soundfonts those that
+    name one left out go, so --extra-soundfont alone is enough; a user's pairs are kept
+    (and checked when the dataset is built)."""
+    one = resolve_config(["main", "--extra-soundfont", "TimGM6mb.sf2"]).data
+    assert (one.soundfont_exclude, one.soundfont_weights) == ((), (("FluidR3_GM.sf2", 3.0),))
+    other = resolve_config(["main", "--soundfont", "TimGM6mb.sf2"]).data
+    assert other.soundfont_weights == (("procedural:1", 0.5), ("procedural:2", 0.5))
+    mine = resolve_config(["main", "--extra-soundfont", "TimGM6mb.sf2", "--soundfont-weight",
+                           "sf_GMbank.sf2=2", "--soundfont-exclude", "violin=sf_GMbank.sf2"]).data
+    assert mine.soundfont_weights == (("sf_GMbank.sf2", 2.0),)
+    assert mine.soundfont_exclude == (("violin", "sf_GMbank.sf2"),)
+    with pytest.raises(InstrlabError, match="sf_GMbank.sf2 is not one of the soundfonts"):
+        SampleRenderer(mine)
+    other_set = resolve_config(["main", "--instruments", "my_set"]).data  # procedural: seed12's
+    assert (other_set.extra_soundfonts, other_set.soundfont_exclude) == (DEFAULT_FAMILIES, ())
+    assert other_set.soundfont_weights == (("FluidR3_GM.sf2", 3.0),)
+    kept = resolve_config(["main", "--extra-soundfont", "TimGM6mb.sf2", "--extra-soundfont",
+                           "procedural:2"]).data
+    assert kept.soundfont_exclude == tuple(p for p in ExperimentConfig().data.soundfont_exclude
+                                           if p[1] == "procedural:2")
 
 
 def test_options_set_and_config_files_resolve_in_one_order(tmp_path: Path) -> None:

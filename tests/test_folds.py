@@ -21,12 +21,13 @@ from instrlab.synth.augment import AugmentConfig
 from instrlab.synth.soundfonts import find_soundfont
 
 SOUNDFONTS = ["FluidR3_GM.sf2", "MuseScore_General.sf3", "TimGM6mb.sf2", "sf_GMbank.sf2"]
+RECORDED = FoldsConfig(soundfonts=tuple(SOUNDFONTS))  # the four recorded families
 REPO = Path(__file__).resolve().parents[1]
 MUSESCORE_OWN = {"acoustic_grand_piano", "square_wave_lead", "new_age_pad"}
 
 
 def test_folds_leave_out_every_preset_of_the_held_out_family() -> None:
-    folds = {f.name: f for f in plan_folds(seed12(), FoldsConfig())}
+    folds = {f.name: f for f in plan_folds(seed12(), RECORDED)}
     assert set(folds) == {"TimGM6mb", "FluidR3_GM"}
     tim = folds["TimGM6mb"]
     assert tim.held_out == ("TimGM6mb.sf2", "sf_GMbank.sf2")
@@ -45,7 +46,7 @@ def test_fold_data_renders_no_excluded_preset(tmp_path: Path,
     from instrlab.folds.run import fold_data
 
     monkeypatch.setenv("INSTRLAB_CACHE", str(tmp_path))
-    fold = next(f for f in plan_folds(seed12(), FoldsConfig()) if f.name == "FluidR3_GM")
+    fold = next(f for f in plan_folds(seed12(), RECORDED) if f.name == "FluidR3_GM")
     base = ExperimentConfig(data=DatasetConfig(n_samples=48, seed=2, augment=AugmentConfig()))
     ds = open_dataset(generate_dataset(fold_data(base, fold), workers=1, progress=False))
     file_name = {sf: find_soundfont(sf).resolve().name for sf in SOUNDFONTS}  # as logged
@@ -59,9 +60,10 @@ def test_fold_data_renders_no_excluded_preset(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("cfg", "message"), [
-    ({"hold_out": ("Nope.sf2",)}, "'Nope.sf2' is not one of the benchmark's soundfonts"),
+    ({"soundfonts": tuple(SOUNDFONTS), "hold_out": ("Nope.sf2",)},
+     "'Nope.sf2' is not one of the benchmark's soundfonts"),
     ({"soundfonts": ("FluidR3_GM.sf2",), "hold_out": ("FluidR3_GM.sf2",)},
-     "at least two different --soundfonts"),
+     "at least two different soundfonts: name them with --soundfonts"),
     ({"eval_samples": 0}, "--eval-samples must be in 1..1000000"),
     ({"octaves": (0,)}, r"--octaves must be non-zero whole octaves in -3..3, got \[0\]"),
     ({"octaves": (-1, 4)}, r"--octaves must be non-zero whole octaves in -3..3, got \[-1, 4\]"),
@@ -217,3 +219,21 @@ def test_several_training_seeds_report_their_mean_and_each_seed(tmp_path: Path) 
     assert f"({each[0]:.3f} / {each[1]:.3f})" in table
     assert "mean of train seeds 3 / 5" in table
     assert "mean of train seeds 3 5" in proc.stdout
+
+
+def test_the_folds_default_to_the_soundfonts_main_trains_on() -> None:
+    """No --soundfonts: the experiment's own, so `instrlab folds` measures the default's
+    training data (the procedural families, their exclusions and weights included)."""
+    from instrlab.config import ExperimentConfig, preset
+    from instrlab.folds.run import check_folds, fold_data
+
+    cfg = ExperimentConfig()
+    folds = {f.name: f for f in check_folds(cfg, FoldsConfig())}
+    assert folds["TimGM6mb"].train == ("FluidR3_GM.sf2", "MuseScore_General.sf3",
+                                       "procedural:1", "procedural:2")
+    tim = fold_data(cfg, folds["TimGM6mb"])
+    assert set(cfg.data.soundfont_exclude) <= set(tim.soundfont_exclude)
+    assert tim.soundfont_weights == cfg.data.soundfont_weights
+    assert RECORDED.on(("a.sf2", "b.sf2")) == RECORDED  # given soundfonts stay
+    with pytest.raises(InstrlabError, match="at least two different soundfonts"):
+        check_folds(preset("plain"), FoldsConfig())

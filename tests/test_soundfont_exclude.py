@@ -57,7 +57,7 @@ def test_the_primary_is_named_by_its_default_file_name() -> None:
 
 
 def test_folds_add_the_users_exclusions_of_their_training_soundfonts() -> None:
-    folds = {f.name: f for f in plan_folds(seed12(), FoldsConfig())}
+    folds = {f.name: f for f in plan_folds(seed12(), FoldsConfig(soundfonts=FONTS))}
     plain = ExperimentConfig()
     assert fold_data(plain, folds["TimGM6mb"]).soundfont_exclude == folds["TimGM6mb"].exclude
     mine = (("hammond_organ", "TimGM6mb.sf2"), ("violin", "FluidR3_GM.sf2"))

@@ -24,6 +24,8 @@ from instrlab.instruments import seed12
 from instrlab.synth.augment import AugmentConfig
 from instrlab.synth.soundfonts import find_soundfont
 
+FONTS = ("FluidR3_GM.sf2", "MuseScore_General.sf3", "TimGM6mb.sf2", "sf_GMbank.sf2")
+
 
 def test_draws_follow_the_weights_and_the_exclusions() -> None:
     seeds = range(3000)
@@ -77,7 +79,7 @@ def test_folds_keep_the_weights_of_the_soundfonts_they_train_on() -> None:
     data = DatasetConfig(soundfont_weights=(("TimGM6mb.sf2", 2.0),
                                             ("MuseScore_General.sf3", 0.5)))
     cfg = ExperimentConfig(data=data)
-    folds = {f.name: f for f in plan_folds(seed12(), FoldsConfig())}
+    folds = {f.name: f for f in plan_folds(seed12(), FoldsConfig(soundfonts=FONTS))}
     assert fold_data(cfg, folds["TimGM6mb"]).soundfont_weights == (
         ("MuseScore_General.sf3", 0.5),)
     assert fold_data(cfg, folds["FluidR3_GM"]).soundfont_weights == data.soundfont_weights

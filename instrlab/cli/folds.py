@@ -48,11 +48,12 @@ def folds_config(args: argparse.Namespace) -> FoldsConfig:
 
 
 def cmd_folds(args: argparse.Namespace) -> int:
+    from instrlab.dataset.config import soundfont_names
     from instrlab.folds.run import check_folds, run_folds
     from instrlab.tracking.runs import check_tracking, print_ui_hint
 
     cfg = config_from_args(args)
-    folds_cfg = folds_config(args)
+    folds_cfg = folds_config(args).on(tuple(soundfont_names(cfg.data)))
     fonts = folds_cfg.soundfonts  # every fold trains on some of them: weights may name any
     check_experiment(dataclasses.replace(cfg, data=dataclasses.replace(
         cfg.data, soundfont=fonts[0], extra_soundfonts=fonts[1:])))
@@ -85,7 +86,9 @@ def add_parsers(sub: Any) -> None:
                     "(use --n-samples and --epochs for a quick ablation).")
     g = p.add_argument_group("folds")
     g.add_argument("--soundfonts", nargs="+", default=None, metavar="SOUNDFONT",
-                   help=f"every soundfont of the benchmark (default: {show(d.soundfonts)})")
+                   help="every soundfont of the benchmark (default: the experiment's own, "
+                        "--soundfont and --extra-soundfont, so the folds measure what main "
+                        "trains on)")
     g.add_argument("--hold-out", action="append", default=None, metavar="SF[+SF]",
                    help="one fold per use; A+B holds out both, scored on A "
                         f"(default: {show(d.hold_out)})")

@@ -45,10 +45,11 @@ def safe_component(name: str) -> str:
 class DatasetConfig:
     """Everything that decides a dataset's content. Logged to MLflow as it is.
 
-    ``DatasetConfig()`` is the training data of ``instrlab main``: the seed's protocol
-    (8000 clips of seed12, logmel) with every installed sample family: each instrument of a
-    clip is rendered with one of four soundfonts, with the robust audio augmentation. The
-    test split stays the seed's FluidR3 protocol (``test_protocol``).
+    ``DatasetConfig()`` is the seed's protocol (8000 clips of seed12, logmel) with every
+    installed recorded sample family: each instrument of a clip is rendered with one of four
+    soundfonts, with the robust audio augmentation. ``instrlab main`` trains on
+    :func:`instrlab.config.default_data` (music, the procedural families, family blend).
+    The test split stays the seed's FluidR3 protocol (``test_protocol``).
     """
 
     n_samples: int = 8000

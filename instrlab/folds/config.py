@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from instrlab.errors import InstrlabError
 
@@ -11,9 +11,10 @@ from instrlab.errors import InstrlabError
 class FoldsConfig:
     """Which soundfonts make the families and which are held out, one fold each."""
 
-    soundfonts: tuple[str, ...] = ("FluidR3_GM.sf2", "MuseScore_General.sf3", "TimGM6mb.sf2",
-                                   "sf_GMbank.sf2")
-    """Every soundfont of the benchmark: training material of the folds that keep it."""
+    soundfonts: tuple[str, ...] = ()
+    """Every soundfont of the benchmark: training material of the folds that keep it; ()
+    takes the experiment's own (``data.soundfont`` and ``data.extra_soundfonts``), so the
+    folds measure the training data ``main`` would use (:meth:`on`)."""
     hold_out: tuple[str, ...] = ("TimGM6mb.sf2+sf_GMbank.sf2", "FluidR3_GM.sf2")
     """One fold per entry; ``A+B`` holds out both (csound's sf_GMbank shares most of
     TimGM6mb's samples). The fold is named and scored by its first soundfont."""
@@ -31,11 +32,13 @@ class FoldsConfig:
     them; () trains once, with the experiment's ``train.seed``."""
 
     def __post_init__(self) -> None:
-        if len(set(self.soundfonts)) != len(self.soundfonts) or len(self.soundfonts) < 2:
-            raise InstrlabError("folds need at least two different --soundfonts")
+        if self.soundfonts and (len(set(self.soundfonts)) != len(self.soundfonts)
+                                or len(self.soundfonts) < 2):
+            raise InstrlabError("folds need at least two different soundfonts: name them with "
+                                "--soundfonts (default: the experiment's, --extra-soundfont)")
         if not self.hold_out:
             raise InstrlabError("folds need at least one --hold-out soundfont")
-        for spec in self.hold_out:
+        for spec in self.hold_out if self.soundfonts else ():
             for name in spec.split("+"):
                 if name not in self.soundfonts:
                     raise InstrlabError(
@@ -50,3 +53,8 @@ class FoldsConfig:
                                 f"got {list(self.train_seeds)}")
         if not 1 <= self.eval_samples <= 1_000_000:
             raise InstrlabError(f"--eval-samples must be in 1..1000000, got {self.eval_samples}")
+
+    def on(self, soundfonts: tuple[str, ...]) -> FoldsConfig:
+        """These settings with the experiment's ``soundfonts`` (primary first) where none
+        are given, checked like given ones."""
+        return self if self.soundfonts else replace(self, soundfonts=soundfonts)

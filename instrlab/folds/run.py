@@ -13,7 +13,7 @@ import mlflow
 
 from instrlab.config import EvalConfig, ExperimentConfig, octave_label
 from instrlab.console import console
-from instrlab.dataset.config import allowed_soundfonts
+from instrlab.dataset.config import allowed_soundfonts, soundfont_names
 from instrlab.errors import InstrlabError
 from instrlab.folds.config import FoldsConfig
 from instrlab.heldout import MUSIC, counts
@@ -231,7 +231,7 @@ def check_folds(cfg: ExperimentConfig, folds_cfg: FoldsConfig) -> list[Fold]:
     """The folds of ``folds_cfg``, after every one-line error they can raise before any
     work (the soundfonts, each fold's training data, the music)."""
     iset = get_instrument_set(cfg.data.instruments)
-    folds = plan_folds(iset, folds_cfg)
+    folds = plan_folds(iset, folds_cfg.on(tuple(soundfont_names(cfg.data))))
     for fold in folds:
         allowed_soundfonts(fold_data(cfg, fold), iset)
     check_music(cfg, folds_cfg)
@@ -243,6 +243,7 @@ def run_folds(cfg: ExperimentConfig, folds_cfg: FoldsConfig, *, workers: int = 0
     """Every fold (once per training seed of ``folds_cfg``) in one parent MLflow run; returns
     the parent run id, the report (the mean over the seeds) and each seed's report."""
     iset = get_instrument_set(cfg.data.instruments)
+    folds_cfg = folds_cfg.on(tuple(soundfont_names(cfg.data)))
     folds = check_folds(cfg, folds_cfg)
     use_experiment(cfg.data.instruments)
     with start_run(run_name=run_name or "leave-one-family-out") as parent:
