@@ -160,12 +160,16 @@ def fit_defaults(data: DatasetConfig) -> DatasetConfig:
     """``data`` without the default's exclusions and weights that name a soundfont it does
     not render with (all of them with one soundfont): those follow the soundfonts, so
     ``--extra-soundfont`` alone needs no other change; pairs a user gives are kept, and
-    checked against the soundfonts when the dataset is built. The procedural recipes are
-    seed12's programs: with another instrument set the default's soundfonts are the
-    recorded ones."""
+    checked against the soundfonts when the dataset is built. The default's family blend
+    needs a second soundfont: with one it is off (another share is an error there). The
+    procedural recipes are seed12's programs: with another instrument set the default's
+    soundfonts are the recorded ones."""
     if (data.instruments != "seed12"
             and data.extra_soundfonts == (*DEFAULT_FAMILIES, *PROCEDURAL_FAMILIES)):
         data = dataclasses.replace(data, extra_soundfonts=DEFAULT_FAMILIES)
+    if not data.extra_soundfonts and data.augment.family_blend == FAMILY_BLEND:
+        data = dataclasses.replace(data, augment=dataclasses.replace(data.augment,
+                                                                     family_blend=0.0))
     names = set(soundfont_names(data)) if data.extra_soundfonts else set()
     exclude = tuple(p for p in data.soundfont_exclude
                     if p[1] in names or p not in PROCEDURAL_EXCLUDE)

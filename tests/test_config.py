@@ -140,6 +140,7 @@ def test_the_default_trains_on_every_family_and_music_and_tests_on_the_seeds_pro
     none = resolve_config(["main", "--extra-soundfont", "none"]).data
     assert (none.extra_soundfonts, none.soundfont_exclude, none.soundfont_weights) == (
         (), (), ())
+    assert none.augment == DatasetConfig().augment  # the default's blend needs two soundfonts
     one = resolve_config(["main", "--extra-soundfont", "TimGM6mb.sf2"]).data
     assert one.extra_soundfonts == ("TimGM6mb.sf2",)
 

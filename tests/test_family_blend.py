@@ -93,7 +93,7 @@ def test_a_share_outside_0_1_is_one_line() -> None:
 def test_one_soundfont_has_nothing_to_blend(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "instrlab.cli", "main", "--n-samples", "16", "--epochs", "1",
-         "--set", "data.extra_soundfonts=[]", "--augment-family-blend", "0.5"],
+         "--set", "data.extra_soundfonts=[]", "--augment-family-blend", "0.3"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env={"INSTRLAB_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin",
              "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})

@@ -420,7 +420,8 @@ def test_existing_study_with_another_direction_space_or_setup(
     assert "another search space" in error("--study-name", "mine", "--search-space",
                                            "dropout=uniform:0:0.5")
     # the study was set up without augmentation: only the epochs differ here
-    err = error("--study-name", "mine", "--epochs", "3", "--no-augment", "--no-spec-augment")
+    err = error("--study-name", "mine", "--epochs", "3", "--no-augment", "--no-spec-augment",
+                "--preset", "recorded")  # DATA's soundfonts: the recorded families
     assert "other fixed settings" in err and "epochs" in err
     with pytest.raises(InstrlabError, match="another search space"):
         wider = SearchSpace.parse(["lr=loguniform:1e-5:1e-2"], DATA, MODEL, TRAIN)
