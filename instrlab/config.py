@@ -141,6 +141,8 @@ PROCEDURAL_EXCLUDE = tuple((inst, fam) for inst in ("hammond_organ", "soprano_sa
 DEFAULT_WEIGHTS = (("FluidR3_GM.sf2", 3.0), *((fam, 0.5) for fam in PROCEDURAL_FAMILIES))
 """FluidR3_GM drawn three times as often as another recorded family, each procedural one
 half as often (README "Weights per soundfont")."""
+DEFAULT_EXTRAS = (*DEFAULT_FAMILIES, *PROCEDURAL_FAMILIES)
+"""The default's soundfonts besides FluidR3_GM: the recorded families, then the procedural."""
 FAMILY_BLEND = 0.5
 
 
@@ -151,7 +153,7 @@ def default_data() -> DatasetConfig:
     data = DatasetConfig()
     return dataclasses.replace(
         data, score=ScoreConfig(generators=MUSIC_GENERATORS, music_span=MUSIC_SPAN),
-        extra_soundfonts=(*data.extra_soundfonts, *PROCEDURAL_FAMILIES),
+        extra_soundfonts=DEFAULT_EXTRAS,
         soundfont_exclude=PROCEDURAL_EXCLUDE, soundfont_weights=DEFAULT_WEIGHTS,
         augment=dataclasses.replace(data.augment, family_blend=FAMILY_BLEND))
 
@@ -164,8 +166,7 @@ def fit_defaults(data: DatasetConfig) -> DatasetConfig:
     needs a second soundfont: with one it is off (another share is an error there). The
     procedural recipes are seed12's programs: with another instrument set the default's
     soundfonts are the recorded ones."""
-    if (data.instruments != "seed12"
-            and data.extra_soundfonts == (*DEFAULT_FAMILIES, *PROCEDURAL_FAMILIES)):
+    if data.instruments != "seed12" and data.extra_soundfonts == DEFAULT_EXTRAS:
         data = dataclasses.replace(data, extra_soundfonts=DEFAULT_FAMILIES)
     if not data.extra_soundfonts and data.augment.family_blend == FAMILY_BLEND:
         data = dataclasses.replace(data, augment=dataclasses.replace(data.augment,

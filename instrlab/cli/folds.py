@@ -48,12 +48,11 @@ def folds_config(args: argparse.Namespace) -> FoldsConfig:
 
 
 def cmd_folds(args: argparse.Namespace) -> int:
-    from instrlab.dataset.config import soundfont_names
-    from instrlab.folds.run import check_folds, run_folds
+    from instrlab.folds.run import check_folds, on_experiment, run_folds
     from instrlab.tracking.runs import check_tracking, print_ui_hint
 
     cfg = config_from_args(args)
-    folds_cfg = folds_config(args).on(tuple(soundfont_names(cfg.data)))
+    folds_cfg = on_experiment(cfg, folds_config(args))
     fonts = folds_cfg.soundfonts  # every fold trains on some of them: weights may name any
     check_experiment(dataclasses.replace(cfg, data=dataclasses.replace(
         cfg.data, soundfont=fonts[0], extra_soundfonts=fonts[1:])))

@@ -227,11 +227,16 @@ def check_music(cfg: ExperimentConfig, folds_cfg: FoldsConfig) -> None:
         EvalConfig().clips(cfg.data, None, music=folds_cfg.music).score.validate(n)
 
 
+def on_experiment(cfg: ExperimentConfig, folds_cfg: FoldsConfig) -> FoldsConfig:
+    """``folds_cfg`` with the experiment's soundfonts (primary first) where it names none."""
+    return folds_cfg.on(tuple(soundfont_names(cfg.data)))
+
+
 def check_folds(cfg: ExperimentConfig, folds_cfg: FoldsConfig) -> list[Fold]:
     """The folds of ``folds_cfg``, after every one-line error they can raise before any
     work (the soundfonts, each fold's training data, the music)."""
     iset = get_instrument_set(cfg.data.instruments)
-    folds = plan_folds(iset, folds_cfg.on(tuple(soundfont_names(cfg.data))))
+    folds = plan_folds(iset, on_experiment(cfg, folds_cfg))
     for fold in folds:
         allowed_soundfonts(fold_data(cfg, fold), iset)
     check_music(cfg, folds_cfg)
@@ -243,7 +248,7 @@ def run_folds(cfg: ExperimentConfig, folds_cfg: FoldsConfig, *, workers: int = 0
     """Every fold (once per training seed of ``folds_cfg``) in one parent MLflow run; returns
     the parent run id, the report (the mean over the seeds) and each seed's report."""
     iset = get_instrument_set(cfg.data.instruments)
-    folds_cfg = folds_cfg.on(tuple(soundfont_names(cfg.data)))
+    folds_cfg = on_experiment(cfg, folds_cfg)
     folds = check_folds(cfg, folds_cfg)
     use_experiment(cfg.data.instruments)
     with start_run(run_name=run_name or "leave-one-family-out") as parent:
