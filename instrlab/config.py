@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 from instrlab.dataset.config import DEFAULT_FAMILIES, DatasetConfig, soundfont_names
 from instrlab.errors import InstrlabError
 from instrlab.models.factory import ModelConfig
-from instrlab.overrides import override, read_toml
+from instrlab.overrides import coerce, override, read_toml
 from instrlab.params import flat_params
 from instrlab.scores import MUSIC_GENERATORS, MUSIC_SPAN, SEED_GENERATORS, ScoreConfig
 from instrlab.synth.augment import AugmentConfig
@@ -281,5 +282,30 @@ def resolve(preset_name: str | None = None, config_file: str | Path | None = Non
     cfg = preset(str(preset_name or from_file or "default"))
     if adjust is not None:
         cfg = adjust(cfg)
-    cfg = override(cfg, file_changes)
-    return override(cfg, changes or {})
+    cfg = override(override(cfg, file_changes), changes or {})
+    check_given(cfg, {**file_changes, **(changes or {})})
+    return cfg
+
+
+BLEND_NEEDS_TWO = ("augment family_blend mixes two soundfonts' renderings of an instrument: "
+                   "add --extra-soundfont or set --augment-family-blend 0")
+
+
+def check_given(cfg: ExperimentConfig, given: Mapping[str, Any]) -> None:
+    """One-line errors for a setting the user gave that :func:`fit_defaults` took back:
+    it takes back only the default's own values, and those may also be given by hand."""
+    data, names = cfg.data, soundfont_names(cfg.data)
+    hints = typing.get_type_hints(DatasetConfig)
+    for key in ("soundfont_exclude", "soundfont_weights"):
+        path = f"data.{key}"
+        if path not in given:
+            continue
+        for pair in coerce(given[path], hints[key], path):
+            if pair not in getattr(data, key):
+                raise InstrlabError(f"{key} {pair[0]}={pair[1]}: "
+                                    f"{pair[1 if key == 'soundfont_exclude' else 0]} is not one "
+                                    f"of the soundfonts {', '.join(names)}; drop it or add the "
+                                    "soundfont with --extra-soundfont")
+    path = "data.augment.family_blend"
+    if path in given and coerce(given[path], float, path) != data.augment.family_blend:
+        raise InstrlabError(BLEND_NEEDS_TWO)

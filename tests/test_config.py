@@ -168,6 +168,30 @@ def test_the_defaults_exclusions_and_weights_follow_the_soundfonts_but_yours_sta
                                            if p[1] == "procedural:2")
 
 
+def test_the_defaults_values_given_by_hand_are_not_taken_back(tmp_path: Path) -> None:
+    """fit_defaults drops the default's pairs and blend where a run cannot use them; the same
+    values given by hand are the user's and name the problem instead of vanishing."""
+    none = ["main", "--extra-soundfont", "none"]
+    cases = [(["--soundfont-weight", "procedural:1=0.5"], "soundfont_weights procedural:1=0.5"),
+             (["--soundfont-exclude", "piccolo=procedural:2"],
+              "soundfont_exclude piccolo=procedural:2: procedural:2 is not one of"),
+             (["--augment-family-blend", "0.5"], "family_blend mixes two soundfonts"),
+             (["--set", "data.augment.family_blend=0.5"], "family_blend mixes two soundfonts")]
+    for extra, message in cases:
+        with pytest.raises(InstrlabError, match=message):
+            resolve_config([*none, *extra])
+    toml = tmp_path / "exp.toml"
+    toml.write_text('[data]\nextra_soundfonts = []\nsoundfont_weights = [["procedural:2", 0.5]]\n')
+    with pytest.raises(InstrlabError, match="procedural:2 is not one of the soundfonts "
+                                            "FluidR3_GM.sf2; drop it or add the soundfont"):
+        resolve_config(["main", "--config", str(toml)])
+    # where the soundfont is there, the same values are simply kept
+    both = resolve_config(["main", "--extra-soundfont", "procedural:1", "--soundfont-weight",
+                           "procedural:1=0.5", "--augment-family-blend", "0.5"]).data
+    assert both.soundfont_weights == (("procedural:1", 0.5),)
+    assert both.augment.family_blend == 0.5
+
+
 def test_options_set_and_config_files_resolve_in_one_order(tmp_path: Path) -> None:
     toml = tmp_path / "exp.toml"
     toml.write_text('preset = "plain"\n[train]\nepochs = 7\nlr = 0.01\n'

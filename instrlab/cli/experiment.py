@@ -17,7 +17,7 @@ from instrlab.cli.options import (
     config_from_args,
 )
 from instrlab.cli.predict import MODEL_HELP, add_trust_option, load_model_arg
-from instrlab.config import ExperimentConfig, evaluation_data, on_soundfont
+from instrlab.config import BLEND_NEEDS_TWO, ExperimentConfig, evaluation_data, on_soundfont
 
 
 def add_tracking_options(p: argparse.ArgumentParser) -> None:
@@ -83,8 +83,7 @@ def check_experiment(cfg: ExperimentConfig, register_as: str | None = None,
     soundfont_weights(cfg.data)  # each weight and exclusion names a soundfont of the data
     allowed_soundfonts(cfg.data, iset)
     if cfg.data.augment.family_blend and not cfg.data.extra_soundfonts:
-        raise InstrlabError("augment family_blend mixes two soundfonts' renderings of an "
-                            "instrument: add --extra-soundfont or set --augment-family-blend 0")
+        raise InstrlabError(BLEND_NEEDS_TWO)
     if held_out:
         cfg.eval.check(cfg.data, n_classes)
     if register_as is not None:
