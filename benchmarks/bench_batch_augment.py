@@ -1,6 +1,8 @@
 """Cost of the batch augmentations per training batch, against the model's own step.
 
-Times :func:`instrlab.training.batch_augment.augment_batch` with the default
+Times gathering a batch of float16 features as the training loop does
+(:func:`instrlab.training.loop.gather`, beside numpy's own widening, which it replaced),
+:func:`instrlab.training.batch_augment.augment_batch` with the default
 ``SpecAugmentConfig`` (``TrainConfig().spec_augment``), the default without its spectrum
 shift, each of its parts alone, and
 one training step of the default model, in one process on the same batch shape, so the
@@ -16,6 +18,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,6 +26,7 @@ from instrlab.features import get_extractor
 from instrlab.models.factory import ModelConfig, build_model
 from instrlab.training.batch_augment import augment_batch
 from instrlab.training.config import SpecAugmentConfig, TrainConfig
+from instrlab.training.loop import gather
 
 
 def timed(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
@@ -76,6 +80,14 @@ def main() -> None:
     base = timed(step, args.repeats)
     print(f"batch {args.batch_size} x {shape}, {args.threads} threads, median of {args.repeats}")
     print(f"{'training step (' + ModelConfig().name + ')':32s} {base * 1e3:8.1f} ms  1.00x")
+    stored = np.random.default_rng(0).normal(-40, 15, (8 * args.batch_size, *shape)).astype(
+        np.float16)  # a dataset's features.npy holds float16
+    rows = np.sort(np.random.default_rng(1).choice(len(stored), args.batch_size, replace=False))
+    for name, fn in {"gather (torch widens)": lambda: gather(stored, rows),
+                     "gather (numpy widens)": lambda: torch.from_numpy(
+                         np.asarray(stored[rows], dtype=np.float32))}.items():
+        sec = timed(fn, args.repeats)
+        print(f"{name:32s} {sec * 1e3:8.1f} ms  {sec / base:.2f}x of a step")
     for name, cfg in variants(TrainConfig().spec_augment).items():
         sec = timed(lambda cfg=cfg: augment_batch(x.clone(), y, cfg, gen), args.repeats)
         print(f"{'augment: ' + name:32s} {sec * 1e3:8.1f} ms  {sec / base:.2f}x of a step")

@@ -14,6 +14,7 @@ from instrlab.training import (
     SpecAugmentConfig,
     TrainConfig,
     fit,
+    gather,
     pick_device,
     pos_weights,
     predict_proba,
@@ -132,6 +133,21 @@ def test_early_stopping_without_improvement(data: tuple[np.memmap, np.ndarray]) 
 def test_bad_config_raises(field: str, value: object) -> None:
     with pytest.raises(InstrlabError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_gather_widens_float16_exactly_as_numpy_does(tmp_path: Path) -> None:
+    """Every float16 (subnormals, infinities, the dataset's dB range) comes out as numpy's
+    float32 of it, from a memmap and from memory alike."""
+    every = np.arange(2**16, dtype=np.uint16).view(np.float16)
+    every = every[~np.isnan(every)].reshape(-1, 7)[:, None, :]
+    stored = np.lib.format.open_memmap(tmp_path / "f.npy", mode="w+", dtype=np.float16,
+                                       shape=every.shape)
+    stored[:] = every
+    rows = np.arange(0, len(every), 3)
+    for source in (stored, every, every.astype(np.float32)):
+        got = gather(source, rows)
+        assert got.dtype == torch.float32
+        assert np.array_equal(got.numpy(), np.asarray(source[rows], dtype=np.float32))
 
 
 def test_pos_weights_and_devices() -> None:
