@@ -178,6 +178,44 @@ def test_two_fold_benchmark_end_to_end(tmp_path: Path, corpus_cache: Path) -> No
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "folds")}
     assert {"folds/report.json", "folds/report.md", "folds/report.png"} <= arts
     assert "held-out macro F1" in proc.stdout
+    # `instrlab compare`: a run against itself fails the rule (equal is not above)
+    cli = [sys.executable, "-m", "instrlab.cli", "compare"]
+    same = subprocess.run([*cli, parent.info.run_id, parent.info.run_id, "--check"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert same.returncode == 1, same.stderr
+    tim = report["TimGM6mb"]["macro_f1"]
+    assert (f"hold out TimGM6mb, train seed 0: held-out macro F1 {tim:.3f}, not above "
+            f"{tim:.3f}") in same.stdout
+    assert "octave below" in same.stdout and "real music" in same.stdout
+    for run_id, message in [(folds["TimGM6mb"].info.run_id, "is not a leave-one-family-out "
+                             "run (its step is 'train'); give the parent run id"),
+                            ("0" * 32, "no MLflow run '00000000")]:
+        bad = subprocess.run([*cli, run_id, parent.info.run_id], env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+        assert bad.stderr.count("\n") == 1
+
+
+def test_the_rule_compares_the_folds_and_seeds_both_runs_have() -> None:
+    from instrlab.folds.compare import compare
+
+    def runs(*f1: float, music: float = 0.5) -> dict:
+        return {str(seed): {"A": {"macro_f1": v, "macro_f1_music": music, "map": 0.9},
+                            "B": {"macro_f1": v, "macro_f1_music": music}}
+                for seed, v in enumerate(f1)}
+
+    passed = compare(runs(0.5, 0.6), runs(0.51, 0.61))
+    assert passed.failures == [] and passed.seeds == ["0", "1"]
+    assert passed.folds == ["A", "B"] and passed.figures == ["macro_f1", "macro_f1_music"]
+    assert compare(runs(0.5, 0.6), runs(0.51, 0.6)).failures == [
+        f"hold out {f}, train seed 1: held-out macro F1 0.600, not above 0.600" for f in "AB"]
+    assert compare(runs(0.5), runs(0.6, music=0.49)).failures == [
+        f"hold out {f}: real music 0.490 (mean), below 0.500" for f in "AB"]
+    assert compare(runs(0.5, 0.9, 0.9), runs(0.6)).seeds == ["0"]  # the common seeds only
+    with pytest.raises(InstrlabError, match="share no training seed .* --train-seeds 0 1"):
+        compare(runs(0.5, 0.6), {"7": runs(0.6)["0"]})
+    with pytest.raises(InstrlabError, match="share no fold"):
+        compare(runs(0.5), {"0": {"C": {"macro_f1": 0.6}}})
 
 
 def test_several_training_seeds_report_their_mean_and_each_seed(tmp_path: Path) -> None:

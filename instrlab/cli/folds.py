@@ -72,6 +72,18 @@ def cmd_folds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from instrlab.folds.compare import compare, load_reports, print_comparison
+    from instrlab.tracking.runs import check_tracking
+
+    check_tracking()
+    (ref_name, ref), (cand_name, cand) = load_reports(args.reference), load_reports(
+        args.candidate)
+    result = compare(ref, cand)
+    print_comparison(result, (ref_name, cand_name))
+    return 1 if result.failures and args.check else 0
+
+
 def add_parsers(sub: Any) -> None:
     d = FoldsConfig()
     p = sub.add_parser(
@@ -107,3 +119,18 @@ def add_parsers(sub: Any) -> None:
                         "about a method needs several (default: once, with --train-seed)")
     add_experiment_options(p)
     p.set_defaults(handler=cmd_folds, resolve=config_from_args)
+    c = sub.add_parser(
+        "compare", help="two leave-one-family-out runs side by side: does a change hold?",
+        description="Print the held-out figures of two `instrlab folds` runs (the parent "
+                    "run ids they printed) side by side, fold by fold and training seed by "
+                    "training seed, and whether the candidate passes the rule this project "
+                    "adopts a change by: held-out macro F1 above the reference on every fold "
+                    "and seed both runs have, and the mean real-music figure not below it on "
+                    "any fold.")
+    c.add_argument("reference", metavar="REFERENCE_RUN", help="run id of the reference folds "
+                   "run (e.g. the default's)")
+    c.add_argument("candidate", metavar="CANDIDATE_RUN", help="run id of the folds run with "
+                   "the change")
+    c.add_argument("--check", action="store_true",
+                   help="exit with status 1 when the candidate fails the rule (for scripts)")
+    c.set_defaults(handler=cmd_compare)
