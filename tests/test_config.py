@@ -18,7 +18,13 @@ from mlflow.projects._project_spec import load_project
 
 from instrlab import overrides
 from instrlab.cli import build_parser, entry_point_argv, resolve_config
-from instrlab.config import EvalConfig, ExperimentConfig, evaluation_data, preset
+from instrlab.config import (
+    FAMILY_BLEND,
+    EvalConfig,
+    ExperimentConfig,
+    evaluation_data,
+    preset,
+)
 from instrlab.dataset.config import DEFAULT_FAMILIES, DatasetConfig
 from instrlab.dataset.render import SampleRenderer
 from instrlab.errors import InstrlabError
@@ -175,8 +181,9 @@ def test_the_defaults_values_given_by_hand_are_not_taken_back(tmp_path: Path) ->
     cases = [(["--soundfont-weight", "procedural:1=0.5"], "soundfont_weights procedural:1=0.5"),
              (["--soundfont-exclude", "piccolo=procedural:2"],
               "soundfont_exclude piccolo=procedural:2: procedural:2 is not one of"),
-             (["--augment-family-blend", "0.5"], "family_blend mixes two soundfonts"),
-             (["--set", "data.augment.family_blend=0.5"], "family_blend mixes two soundfonts")]
+             (["--augment-family-blend", str(FAMILY_BLEND)], "family_blend mixes two soundfonts"),
+             (["--set", f"data.augment.family_blend={FAMILY_BLEND}"],
+              "family_blend mixes two soundfonts")]
     for extra, message in cases:
         with pytest.raises(InstrlabError, match=message):
             resolve_config([*none, *extra])
