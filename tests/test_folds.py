@@ -180,13 +180,14 @@ def test_two_fold_benchmark_end_to_end(tmp_path: Path, corpus_cache: Path) -> No
     assert "held-out macro F1" in proc.stdout
     # `instrlab compare`: a run against itself fails the rule (equal is not above)
     cli = [sys.executable, "-m", "instrlab.cli", "compare"]
-    same = subprocess.run([*cli, parent.info.run_id, parent.info.run_id, "--check"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    same = subprocess.run([*cli, parent.info.run_id, parent.info.run_id, "--check",
+                           "--instruments"], env=env, capture_output=True, text=True, timeout=120)
     assert same.returncode == 1, same.stderr
     tim = report["TimGM6mb"]["macro_f1"]
     assert (f"hold out TimGM6mb, train seed 0: held-out macro F1 {tim:.3f}, not above "
             f"{tim:.3f}") in same.stdout
     assert "octave below" in same.stdout and "real music" in same.stdout
+    assert "soprano_sax" in same.stdout  # --instruments: a row per instrument and fold
     for run_id, message in [(folds["TimGM6mb"].info.run_id, "is not a leave-one-family-out "
                              "run (its step is 'train'); give the parent run id"),
                             ("0" * 32, "no MLflow run '00000000")]:
@@ -207,6 +208,7 @@ def test_the_rule_compares_the_folds_and_seeds_both_runs_have() -> None:
     passed = compare(runs(0.5, 0.6), runs(0.51, 0.61))
     assert passed.failures == [] and passed.seeds == ["0", "1"]
     assert passed.folds == ["A", "B"] and passed.figures == ["macro_f1", "macro_f1_music"]
+    assert passed.instruments == []  # these reports hold none; "map" is not one
     assert compare(runs(0.5, 0.6), runs(0.51, 0.6)).failures == [
         f"hold out {f}, train seed 1: held-out macro F1 0.600, not above 0.600" for f in "AB"]
     assert compare(runs(0.5), runs(0.6, music=0.49)).failures == [

@@ -80,7 +80,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     (ref_name, ref), (cand_name, cand) = load_reports(args.reference), load_reports(
         args.candidate)
     result = compare(ref, cand)
-    print_comparison(result, (ref_name, cand_name))
+    print_comparison(result, (ref_name, cand_name), instruments=args.instruments)
     return 1 if result.failures and args.check else 0
 
 
@@ -131,6 +131,8 @@ def add_parsers(sub: Any) -> None:
                    "run (e.g. the default's)")
     c.add_argument("candidate", metavar="CANDIDATE_RUN", help="run id of the folds run with "
                    "the change")
+    c.add_argument("--instruments", action="store_true",
+                   help="also each instrument's held-out F1 (random notes), fold by fold")
     c.add_argument("--check", action="store_true",
                    help="exit with status 1 when the candidate fails the rule (for scripts)")
     c.set_defaults(handler=cmd_compare)

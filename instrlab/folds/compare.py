@@ -29,6 +29,8 @@ class Comparison:
     folds: list[str]
     seeds: list[str]
     figures: list[str]
+    instruments: list[str]
+    """Per-instrument held-out F1 (random notes) both runs have."""
     reference: Reports
     candidate: Reports
     failures: list[str] = field(default_factory=list)
@@ -81,7 +83,10 @@ def compare(reference: Reports, candidate: Reports) -> Comparison:
                             f"candidate {', '.join(first_cand)}); hold out the same families")
     figures = [k for k in FIGURES
                if all(k in r[s][f] for r in (reference, candidate) for s in seeds for f in folds)]
-    out = Comparison(folds, seeds, figures, reference, candidate)
+    instruments = [k for k in first_ref[folds[0]] if not k.startswith(("macro_f1", "map"))
+                   and all(k in r[s][f] for r in (reference, candidate) for s in seeds
+                           for f in folds)]
+    out = Comparison(folds, seeds, figures, instruments, reference, candidate)
     for fold in folds:
         for seed in seeds:
             ref, cand = reference[seed][fold]["macro_f1"], candidate[seed][fold]["macro_f1"]
@@ -101,22 +106,25 @@ def mean(reports: Reports, seeds: list[str], fold: str, figure: str) -> float:
     return sum(reports[s][fold][figure] for s in seeds) / len(seeds)
 
 
-def print_comparison(result: Comparison, names: tuple[str, str]) -> None:
-    """A table of every common figure (each seed, then the mean) and the verdict."""
+def print_comparison(result: Comparison, names: tuple[str, str], instruments: bool = False
+                     ) -> None:
+    """A table of every common figure (each seed, then the mean; with ``instruments`` each
+    instrument's F1 too) and the verdict."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"held-out macro F1: {names[0]} (reference) -> {names[1]} (candidate),"
+    table = Table(title=f"held-out F1: {names[0]} (reference) -> {names[1]} (candidate),"
                         f" train seeds {' / '.join(result.seeds)}")
     for column in ("hold out", "figure", "reference", "candidate", "mean change"):
         table.add_column(column, justify="right" if column[0] in "rcm" else "left")
+    rows = [*result.figures, *(result.instruments if instruments else [])]
     for fold in result.folds:
-        for figure in result.figures:
+        for figure in rows:
             cells = [" / ".join(f"{r[s][fold][figure]:.3f}" for s in result.seeds)
                      for r in (result.reference, result.candidate)]
             change = (mean(result.candidate, result.seeds, fold, figure)
                       - mean(result.reference, result.seeds, fold, figure))
-            table.add_row(fold, FIGURES[figure], *cells, f"{change:+.3f}")
+            table.add_row(fold, FIGURES.get(figure, figure), *cells, f"{change:+.3f}")
     Console(width=120).print(table)  # the report is the command's output: stdout
     if result.failures:
         print("the candidate fails the rule (held-out macro F1 up on every fold and seed, "
