@@ -81,11 +81,13 @@ def compare(reference: Reports, candidate: Reports) -> Comparison:
     if not folds:
         raise InstrlabError(f"the runs share no fold (reference {', '.join(first_ref)}; "
                             f"candidate {', '.join(first_cand)}); hold out the same families")
-    figures = [k for k in FIGURES
-               if all(k in r[s][f] for r in (reference, candidate) for s in seeds for f in folds)]
-    instruments = [k for k in first_ref[folds[0]] if not k.startswith(("macro_f1", "map"))
-                   and all(k in r[s][f] for r in (reference, candidate) for s in seeds
-                           for f in folds)]
+
+    def shared(key: str) -> bool:
+        return all(key in r[s][f] for r in (reference, candidate) for s in seeds for f in folds)
+
+    figures = [k for k in FIGURES if shared(k)]
+    instruments = [k for k in first_ref[folds[0]]
+                   if not k.startswith(("macro_f1", "map")) and shared(k)]
     out = Comparison(folds, seeds, figures, instruments, reference, candidate)
     for fold in folds:
         for seed in seeds:
